@@ -1,4 +1,3 @@
-// Package csvrows turns the bytes of an Emarsys responses export into typed rows.
 package csvrows
 
 import (

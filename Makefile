@@ -1,0 +1,68 @@
+# emarsys-etl: `make demo` runs the main job against the simulator, `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CLICKHOUSE_ADDR ?= 127.0.0.1:9000
+CH_HOST := $(word 1,$(subst :, ,$(CLICKHOUSE_ADDR)))
+CH_PORT := $(word 2,$(subst :, ,$(CLICKHOUSE_ADDR)))
+# A private ClickHouse (started only when none answers at CLICKHOUSE_ADDR) keeps its data here.
+CH_DIR ?= $(CURDIR)/.local/clickhouse
+CH_HTTP_PORT ?= 8123
+CH_INTERSERVER_PORT ?= 9009
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+FUZZTIME ?= 10s
+export CLICKHOUSE_ADDR
+
+.PHONY: help build demo demo-stop test lint fuzz clickhouse-up clickhouse-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+build: ## build bin/emarsys-etl, bin/emarsys-sim and bin/emarsys-demo
+	@mkdir -p bin
+	go build -ldflags "$(LDFLAGS)" -o bin/emarsys-etl ./cmd/emarsys-etl
+	go build -o bin/emarsys-sim ./cmd/emarsys-sim
+	go build -o bin/emarsys-demo ./cmd/emarsys-demo
+
+demo: build clickhouse-up ## backfill 7 simulated days through FTP into ClickHouse and print what was loaded
+	./bin/emarsys-demo --etl ./bin/emarsys-etl --clickhouse $(CLICKHOUSE_ADDR) --workdir $(CURDIR)/.local/demo
+
+demo-stop: clickhouse-down ## stop the private ClickHouse the demo started (its data stays in .local/)
+
+test: lint clickhouse-up ## run every test (needs ClickHouse: started privately if none answers)
+	CLICKHOUSE_REQUIRED=1 go test -count=1 -timeout 20m ./...
+	go test -count=1 -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./pipeline/csvrows
+
+fuzz: ## fuzz the CSV parser for longer (FUZZTIME=5m)
+	go test -run '^$$' -fuzz FuzzParse -fuzztime $(if $(filter 10s,$(FUZZTIME)),5m,$(FUZZTIME)) ./pipeline/csvrows
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	go vet ./...
+
+clickhouse-up: ## make sure ClickHouse answers at CLICKHOUSE_ADDR: install and start a private one on loopback if not
+	@if clickhouse-client --host $(CH_HOST) --port $(CH_PORT) --query 'SELECT 1' >/dev/null 2>&1; then \
+	  echo "ClickHouse answers at $(CLICKHOUSE_ADDR)"; exit 0; fi; \
+	if ! command -v clickhouse-server >/dev/null 2>&1; then \
+	  echo "installing Debian's clickhouse-server (apt-get)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null; fi; \
+	mkdir -p $(CH_DIR)/tmp; \
+	echo "starting a private ClickHouse on $(CLICKHOUSE_ADDR), data in $(CH_DIR)"; \
+	cd $(CH_DIR) && setsid clickhouse-server --config-file=/etc/clickhouse-server/config.xml --pidfile=$(CH_DIR)/clickhouse.pid -- \
+	  --path=$(CH_DIR)/ --tmp_path=$(CH_DIR)/tmp/ --logger.log=$(CH_DIR)/log --logger.errorlog=$(CH_DIR)/err \
+	  --listen_host=$(CH_HOST) --tcp_port=$(CH_PORT) --http_port=$(CH_HTTP_PORT) --interserver_http_port=$(CH_INTERSERVER_PORT) >/dev/null 2>&1 < /dev/null & \
+	for i in $$(seq 1 60); do \
+	  if clickhouse-client --host $(CH_HOST) --port $(CH_PORT) --query 'SELECT 1' >/dev/null 2>&1; then \
+	    echo "ClickHouse is up (stop it with: make clickhouse-down)"; exit 0; fi; sleep 1; done; \
+	echo "ClickHouse did not answer within 60 s; see $(CH_DIR)/err"; exit 1
+
+clickhouse-down: ## stop the private ClickHouse started by clickhouse-up
+	@if [ -f $(CH_DIR)/clickhouse.pid ]; then kill $$(cat $(CH_DIR)/clickhouse.pid) && echo "stopped ClickHouse (data kept in $(CH_DIR))"; rm -f $(CH_DIR)/clickhouse.pid; \
+	else echo "no private ClickHouse running"; fi
+
+clean: ## remove build output (not the private ClickHouse data)
+	rm -rf bin

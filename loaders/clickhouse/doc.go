@@ -1,0 +1,46 @@
+// Package clickhouse stores email responses, their rejects and the window
+// ledger in ClickHouse, and runs the schema migrations.
+//
+// It speaks the native protocol (clickhouse-go/v2, LZ4) and works against
+// ClickHouse 18.16 as well as current releases: every statement names its
+// columns, sends no settings, and uses only types 18.16 has (DateTime, not
+// DateTime64; String, not LowCardinality). The server version is read at
+// Open for the few places where newer servers allow more (Date32).
+//
+// # Exactly once, without insert deduplication tokens
+//
+// A window is loaded by a Load:
+//
+//  1. BeginLoad drops and recreates the window's staging tables. Their
+//     names come from a hash of account and window only (_stage_<16 hex>),
+//     so a re-run after a crash replaces whatever the earlier attempt left.
+//  2. Append streams typed rows into the stage in columnar blocks of
+//     BatchRows rows (engine Log). Reject does the same for rejects.
+//  3. Commit counts the stage and refuses to go on if it holds fewer rows
+//     than were sent (a short stage is an error, never a silent loss). It
+//     then computes, in SQL, response_key (see ResponseKeySQL) for every
+//     staged row and selects the rows whose key is NOT IN the keys that
+//     email_responses already holds for the account in the stage's time
+//     range, one per key (LIMIT 1 BY), into a third staging table of the
+//     final shape. Its count is rows_new. One INSERT SELECT copies it into
+//     email_responses; rejects go in the same way keyed by raw_key; the
+//     staging tables are dropped.
+//
+// Every step before the final INSERT SELECT touches only staging tables,
+// and the anti-join makes the whole commit idempotent: if the process dies
+// anywhere, including halfway through the final insert, loading the window
+// again adds exactly the rows that are still missing. An overlapping window
+// adds only the rows the earlier one did not have. This relies on one
+// loader per account at a time (leases, etl_leases, are meant for that):
+// two concurrent commits covering the same responses could both see them
+// as missing.
+//
+// email_responses is a ReplacingMergeTree(loaded_at) keyed on response_key
+// as a safety net only; correctness never waits for a merge. The ledger
+// (etl_windows) is append-only, one row per save with a growing version,
+// and is read with argMax(column, version), never relying on merges either.
+//
+// Staging tables live in the product's database, named with a leading
+// underscore; one left behind by a crash is harmless and replaced by the
+// next attempt at that window.
+package clickhouse

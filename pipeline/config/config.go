@@ -1,0 +1,494 @@
+// Package config reads and checks the emarsys-etl YAML configuration.
+//
+// Secrets come in through ${ENV_VAR} expansion; a bad value stops start-up with
+// a message that names the key and what is wrong with it.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+
+	"github.com/emarsys-etl/emarsys-etl/schema"
+)
+
+// Config is the whole file.
+type Config struct {
+	Account    string     `yaml:"account"`
+	TimeZone   string     `yaml:"timezone"`
+	Emarsys    Emarsys    `yaml:"emarsys"`
+	Export     Export     `yaml:"export"`
+	FTP        FTP        `yaml:"ftp"`
+	ClickHouse ClickHouse `yaml:"clickhouse"`
+	Schedule   Schedule   `yaml:"schedule"`
+
+	// Loc is TimeZone loaded; set by Validate.
+	Loc *time.Location `yaml:"-"`
+}
+
+// Emarsys is the API account.
+type Emarsys struct {
+	BaseURL       string        `yaml:"base_url"`
+	User          string        `yaml:"user"`
+	Secret        string        `yaml:"secret"`
+	RequestTimout time.Duration `yaml:"request_timeout"`
+	PollInitial   time.Duration `yaml:"poll_initial"`
+	PollMax       time.Duration `yaml:"poll_max"`
+	ExportTimeout time.Duration `yaml:"export_timeout"`
+	StuckAfter    time.Duration `yaml:"stuck_after"`
+}
+
+// CustomField declares an account's own contact field (id above 100).
+type CustomField struct {
+	Column string `yaml:"column"`
+	Header string `yaml:"header"`
+	Type   string `yaml:"type"` // string (default), uint64, date
+}
+
+// Export is the export request sent for every window.
+type Export struct {
+	ContactFields  []int               `yaml:"contact_fields"`
+	AnalysisFields []int               `yaml:"analysis_fields"`
+	Sources        []string            `yaml:"sources"`
+	Delimiter      string              `yaml:"delimiter"`
+	Language       string              `yaml:"language"`
+	Header         *bool               `yaml:"header"`
+	EmailID        int64               `yaml:"email_id"`
+	ContactList    int64               `yaml:"contactlist"`
+	CustomFields   map[int]CustomField `yaml:"custom_fields"`
+	MaxRejectShare float64             `yaml:"max_reject_share"`
+}
+
+// FTP is the server Emarsys delivers to and the ETL reads from.
+type FTP struct {
+	Host     string        `yaml:"host"`
+	Port     int           `yaml:"port"`
+	User     string        `yaml:"user"`
+	Password string        `yaml:"password"`
+	Folder   string        `yaml:"folder"`
+	Timeout  time.Duration `yaml:"timeout"`
+	// DeliverHost/DeliverPort: the address Emarsys must use when it differs from
+	// the one the ETL reads from (NAT, a public name); default Host/Port.
+	DeliverHost   string `yaml:"deliver_host"`
+	DeliverPort   int    `yaml:"deliver_port"`
+	AfterLoad     string `yaml:"after_load"` // keep | delete | archive
+	ArchiveFolder string `yaml:"archive_folder"`
+}
+
+// ClickHouse is the warehouse.
+type ClickHouse struct {
+	Addr      string `yaml:"addr"`
+	Database  string `yaml:"database"`
+	User      string `yaml:"user"`
+	Password  string `yaml:"password"`
+	BatchRows int    `yaml:"batch_rows"`
+}
+
+// Schedule says when and in which windows exports run.
+type Schedule struct {
+	Cron        string        `yaml:"cron"`
+	Window      time.Duration `yaml:"window"`
+	Lag         time.Duration `yaml:"lag"`
+	Overlap     time.Duration `yaml:"overlap"`
+	Start       string        `yaml:"start"` // first instant the daemon loads when the ledger is empty (RFC 3339 or YYYY-MM-DD, UTC)
+	Concurrency int           `yaml:"concurrency"`
+	Attempts    int           `yaml:"attempts"`
+
+	StartTime time.Time `yaml:"-"`
+}
+
+// Load reads, expands and validates a config file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML, expanding ${VAR} in every value with lookup.
+func Parse(b []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	if err := expandNode(&root, "", lookup); err != nil {
+		return nil, err
+	}
+	var c Config
+	if len(root.Content) > 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(mustMarshal(&root)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil {
+			return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func mustMarshal(n *yaml.Node) []byte {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		panic(err) // a node tree we just decoded always marshals
+	}
+	return b
+}
+
+var envRe = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandNode replaces ${VAR} in scalar values; the path names the key in errors.
+func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool)) error {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := path
+			if n.Kind == yaml.SequenceNode {
+				p = fmt.Sprintf("%s[%d]", path, i)
+			}
+			if err := expandNode(c, p, lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := n.Content[i].Value
+			if path != "" {
+				p = path + "." + p
+			}
+			if err := expandNode(n.Content[i+1], p, lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.ScalarNode:
+		var missing string
+		n.Value = envRe.ReplaceAllStringFunc(n.Value, func(m string) string {
+			name := envRe.FindStringSubmatch(m)[1]
+			v, ok := lookup(name)
+			if !ok && missing == "" {
+				missing = name
+			}
+			return v
+		})
+		if missing != "" {
+			return fmt.Errorf("%s: environment variable %s is not set", path, missing)
+		}
+	}
+	return nil
+}
+
+func (c *Config) applyDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defDur := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Account, "default")
+	def(&c.TimeZone, "Europe/Vienna")
+	def(&c.Emarsys.BaseURL, "https://api.emarsys.net/api/v2/")
+	defDur(&c.Emarsys.RequestTimout, 60*time.Second)
+	defDur(&c.Emarsys.PollInitial, 5*time.Second)
+	defDur(&c.Emarsys.PollMax, 2*time.Minute)
+	defDur(&c.Emarsys.ExportTimeout, 3*time.Hour)
+	defDur(&c.Emarsys.StuckAfter, 90*time.Minute)
+	if len(c.Export.Sources) == 0 {
+		c.Export.Sources = []string{"trackable_links", "mail_open"}
+	}
+	if len(c.Export.AnalysisFields) == 0 {
+		c.Export.AnalysisFields = []int{1, 4, 5, 8, 12, 13, 14, 15}
+	}
+	def(&c.Export.Delimiter, ";")
+	def(&c.Export.Language, "en")
+	if c.Export.Header == nil {
+		t := true
+		c.Export.Header = &t
+	}
+	if c.Export.MaxRejectShare == 0 {
+		c.Export.MaxRejectShare = 0.01
+	}
+	if c.FTP.Port == 0 {
+		c.FTP.Port = 21
+	}
+	defDur(&c.FTP.Timeout, 30*time.Second)
+	def(&c.FTP.AfterLoad, "archive")
+	def(&c.FTP.ArchiveFolder, "archive")
+	def(&c.FTP.DeliverHost, c.FTP.Host)
+	if c.FTP.DeliverPort == 0 {
+		c.FTP.DeliverPort = c.FTP.Port
+	}
+	def(&c.ClickHouse.Addr, "127.0.0.1:9000")
+	def(&c.ClickHouse.Database, "emarsys")
+	def(&c.ClickHouse.User, "default")
+	if c.ClickHouse.BatchRows == 0 {
+		c.ClickHouse.BatchRows = 100000
+	}
+	def(&c.Schedule.Cron, "*/15 * * * *")
+	defDur(&c.Schedule.Window, 6*time.Hour)
+	defDur(&c.Schedule.Lag, 2*time.Hour)
+	if c.Schedule.Concurrency == 0 {
+		c.Schedule.Concurrency = 2
+	}
+	if c.Schedule.Attempts == 0 {
+		c.Schedule.Attempts = 3
+	}
+}
+
+// Sources the vendor accepts in getresponses.
+var validSources = []string{"trackable_links", "registration_forms", "tell_a_friend", "contact_us",
+	"change_profile", "unsubscribe", "mail_open", "complaint", "all"}
+
+// Validate checks every key; the first problem is returned, named by its key.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, key+": "+fmt.Sprintf(format, a...))
+	}
+	if !schema.ValidIdentifier(c.Account) {
+		bad("account", "%q must be lowercase letters, digits and _, starting with a letter", c.Account)
+	}
+	loc, err := time.LoadLocation(c.TimeZone)
+	if err != nil {
+		bad("timezone", "unknown time zone %q", c.TimeZone)
+	}
+	c.Loc = loc
+	if !strings.HasPrefix(c.Emarsys.BaseURL, "http://") && !strings.HasPrefix(c.Emarsys.BaseURL, "https://") {
+		bad("emarsys.base_url", "must be an http(s) URL, got %q", c.Emarsys.BaseURL)
+	} else if !strings.HasSuffix(c.Emarsys.BaseURL, "/") {
+		c.Emarsys.BaseURL += "/"
+	}
+	if c.Emarsys.User == "" {
+		bad("emarsys.user", "is required")
+	}
+	if c.Emarsys.Secret == "" {
+		bad("emarsys.secret", "is required (use ${EMARSYS_SECRET} to read it from the environment)")
+	}
+	if c.Emarsys.PollMax < c.Emarsys.PollInitial {
+		bad("emarsys.poll_max", "must not be below emarsys.poll_initial")
+	}
+
+	custom, cerr := c.Export.Custom()
+	if cerr != nil {
+		bad("export.custom_fields", "%v", cerr)
+	}
+	if len(c.Export.ContactFields) == 0 {
+		bad("export.contact_fields", "Invalid number of fields: at least one contact field is required")
+	}
+	seen := map[int]bool{}
+	for _, id := range c.Export.ContactFields {
+		if seen[id] {
+			bad("export.contact_fields", "field %d is listed twice", id)
+		}
+		seen[id] = true
+		if _, err := schema.ResolveContactField(id, custom); err != nil && cerr == nil {
+			bad("export.contact_fields", "%v", err)
+		}
+	}
+	hasTime := false
+	seenA := map[int]bool{}
+	for _, id := range c.Export.AnalysisFields {
+		if _, ok := schema.AnalysisField(id); !ok {
+			bad("export.analysis_fields", "Invalid value for analysis_fields: %d (valid: 1, 2, 3, 4, 5, 8, 12, 13, 14, 15)", id)
+		}
+		if seenA[id] {
+			bad("export.analysis_fields", "field %d is listed twice", id)
+		}
+		seenA[id] = true
+		hasTime = hasTime || id == schema.AnalysisTime
+	}
+	if !hasTime {
+		bad("export.analysis_fields", "must include 8 (Time): without it a response cannot be placed in time or deduplicated")
+	}
+	if n := len(c.Export.ContactFields) + len(c.Export.AnalysisFields); n < 1 || n > 20 {
+		bad("export", "Invalid number of fields: contact_fields and analysis_fields together must be 1 to 20, got %d", n)
+	}
+	for _, s := range c.Export.Sources {
+		if !contains(validSources, s) {
+			bad("export.sources", "Invalid value for sources: %s (valid: %s)", s, strings.Join(validSources, ", "))
+		}
+	}
+	if c.Export.Delimiter != ";" && c.Export.Delimiter != "," {
+		bad("export.delimiter", "must be \";\" or \",\", got %q", c.Export.Delimiter)
+	}
+	if c.Export.MaxRejectShare < 0 || c.Export.MaxRejectShare > 1 {
+		bad("export.max_reject_share", "must be between 0 and 1, got %v", c.Export.MaxRejectShare)
+	}
+	if c.Export.EmailID < 0 || c.Export.ContactList < 0 {
+		bad("export", "email_id and contactlist must be positive ids")
+	}
+
+	if c.FTP.Host == "" {
+		bad("ftp.host", "is required")
+	}
+	if c.FTP.Port < 1 || c.FTP.Port > 65535 {
+		bad("ftp.port", "must be 1-65535, got %d", c.FTP.Port)
+	}
+	if c.FTP.DeliverPort < 1 || c.FTP.DeliverPort > 65535 {
+		bad("ftp.deliver_port", "must be 1-65535, got %d", c.FTP.DeliverPort)
+	}
+	if c.FTP.User == "" {
+		bad("ftp.user", "is required")
+	}
+	if strings.Contains(c.FTP.Folder, "..") {
+		bad("ftp.folder", "must not contain '..'")
+	}
+	switch c.FTP.AfterLoad {
+	case "keep", "delete", "archive":
+	default:
+		bad("ftp.after_load", "must be keep, delete or archive, got %q", c.FTP.AfterLoad)
+	}
+	if strings.Contains(c.FTP.ArchiveFolder, "..") {
+		bad("ftp.archive_folder", "must not contain '..'")
+	}
+
+	if _, _, err := net.SplitHostPort(c.ClickHouse.Addr); err != nil {
+		bad("clickhouse.addr", "must be host:port, got %q", c.ClickHouse.Addr)
+	}
+	if !schema.ValidIdentifier(c.ClickHouse.Database) {
+		bad("clickhouse.database", "%q must be lowercase letters, digits and _, starting with a letter", c.ClickHouse.Database)
+	}
+	if c.ClickHouse.BatchRows < 1000 {
+		bad("clickhouse.batch_rows", "must be at least 1000, got %d", c.ClickHouse.BatchRows)
+	}
+
+	if _, err := cron.ParseStandard(c.Schedule.Cron); err != nil {
+		bad("schedule.cron", "%v", err)
+	}
+	if c.Schedule.Window < time.Minute {
+		bad("schedule.window", "must be at least 1m, got %s", c.Schedule.Window)
+	}
+	if c.Schedule.Lag < 0 {
+		bad("schedule.lag", "must not be negative")
+	}
+	if c.Schedule.Overlap < 0 || c.Schedule.Overlap >= c.Schedule.Window {
+		bad("schedule.overlap", "must be at least 0 and shorter than schedule.window (%s), got %s", c.Schedule.Window, c.Schedule.Overlap)
+	}
+	if c.Schedule.Concurrency < 1 || c.Schedule.Concurrency > 16 {
+		bad("schedule.concurrency", "must be 1-16, got %d", c.Schedule.Concurrency)
+	}
+	if c.Schedule.Attempts < 1 || c.Schedule.Attempts > 20 {
+		bad("schedule.attempts", "must be 1-20, got %d", c.Schedule.Attempts)
+	}
+	if c.Schedule.Start != "" {
+		t, err := ParseDay(c.Schedule.Start)
+		if err != nil {
+			bad("schedule.start", "%v", err)
+		}
+		c.Schedule.StartTime = t
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+// Custom resolves the custom field declarations into catalogue fields.
+func (e Export) Custom() (map[int]schema.Field, error) {
+	out := map[int]schema.Field{}
+	ids := make([]int, 0, len(e.CustomFields))
+	for id := range e.CustomFields {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	for _, id := range ids {
+		cf := e.CustomFields[id]
+		kind := schema.KindString
+		switch cf.Type {
+		case "", "string":
+		case "uint64":
+			kind = schema.KindUInt64
+		case "date":
+			kind = schema.KindDate
+		default:
+			return nil, fmt.Errorf("field %d: type must be string, uint64 or date, got %q", id, cf.Type)
+		}
+		f, err := schema.CustomField(id, cf.Column, cf.Header, kind)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = f
+	}
+	return out, nil
+}
+
+// ContactSchema returns the catalogue fields of the configured contact fields.
+func (e Export) ContactSchema() ([]schema.Field, error) {
+	custom, err := e.Custom()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]schema.Field, 0, len(e.ContactFields))
+	for _, id := range e.ContactFields {
+		f, err := schema.ResolveContactField(id, custom)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// ParseDay reads a UTC day (YYYY-MM-DD) or an RFC 3339 instant.
+func ParseDay(s string) (time.Time, error) {
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither YYYY-MM-DD nor an RFC 3339 time", s)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Redacted returns a copy safe to print: every secret replaced by "***".
+func (c Config) Redacted() Config {
+	mask := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "***"
+	}
+	c.Emarsys.Secret = mask(c.Emarsys.Secret)
+	c.FTP.Password = mask(c.FTP.Password)
+	c.ClickHouse.Password = mask(c.ClickHouse.Password)
+	return c
+}
+
+// Secrets lists the secret values, for scrubbing text that must never carry them.
+func (c Config) Secrets() []string {
+	var out []string
+	for _, s := range []string{c.Emarsys.Secret, c.FTP.Password, c.ClickHouse.Password} {
+		if len(s) >= 3 {
+			out = append(out, s)
+		}
+	}
+	return out
+}

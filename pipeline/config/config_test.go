@@ -1,0 +1,90 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+const minimal = `
+account: shop
+emarsys: {user: u, secret: "${SECRET}"}
+export: {contact_fields: [1, 3]}
+ftp: {host: ftp.example.com, user: f, password: "${FTP_PASSWORD}"}
+`
+
+func TestParseMinimalAppliesDefaults(t *testing.T) {
+	c, err := Parse([]byte(minimal), env(map[string]string{"SECRET": "s3", "FTP_PASSWORD": "pw"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Emarsys.Secret != "s3" || c.FTP.Password != "pw" {
+		t.Fatalf("secrets not expanded: %q %q", c.Emarsys.Secret, c.FTP.Password)
+	}
+	if c.TimeZone != "Europe/Vienna" || c.Loc.String() != "Europe/Vienna" {
+		t.Fatalf("time zone default: %q", c.TimeZone)
+	}
+	if c.Export.Delimiter != ";" || !*c.Export.Header || c.ClickHouse.Database != "emarsys" || c.FTP.Port != 21 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if c.FTP.DeliverHost != "ftp.example.com" || c.FTP.DeliverPort != 21 {
+		t.Fatalf("deliver address defaults to the read address: %s:%d", c.FTP.DeliverHost, c.FTP.DeliverPort)
+	}
+	red := c.Redacted()
+	if red.Emarsys.Secret != "***" || red.FTP.Password != "***" || c.Emarsys.Secret != "s3" {
+		t.Fatal("Redacted must mask a copy")
+	}
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	b, err := os.ReadFile("../../configs/emarsys-etl.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(b, env(map[string]string{"EMARSYS_USER": "u", "EMARSYS_SECRET": "s", "FTP_PASSWORD": "p", "CLICKHOUSE_PASSWORD": ""}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Account != "shop_at" || len(c.Export.ContactFields) != 6 || c.Schedule.StartTime.IsZero() {
+		t.Fatalf("example config read wrong: %+v", c)
+	}
+}
+
+func TestBadConfigNamesTheKey(t *testing.T) {
+	vars := env(map[string]string{"SECRET": "s3", "FTP_PASSWORD": "pw"})
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"missing env", strings.Replace(minimal, "${SECRET}", "${NOPE}", 1), "emarsys.secret: environment variable NOPE is not set"},
+		{"forbidden contact field", strings.Replace(minimal, "[1, 3]", "[1, 27]", 1), "export.contact_fields: Invalid contact field id: 27"},
+		{"unknown key", minimal + "colour: blue\n", "field colour not found"},
+		{"bad cron", minimal + "schedule: {cron: \"every day\"}\n", "schedule.cron:"},
+		{"overlap too long", minimal + "schedule: {window: 1h, overlap: 2h}\n", "schedule.overlap: must be at least 0 and shorter than schedule.window"},
+		{"bad timezone", minimal + "timezone: Mars/Olympus\n", "timezone: unknown time zone"},
+		{"bad after_load", strings.Replace(minimal, "host: ftp.example.com", "host: ftp.example.com, after_load: shred", 1), "ftp.after_load: must be keep, delete or archive"},
+		{"too many fields", strings.Replace(minimal, "[1, 3]", "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]", 1), "Invalid number of fields"},
+		{"bad database name", minimal + "clickhouse: {database: \"x; DROP TABLE y\"}\n", "clickhouse.database:"},
+		{"custom field without declaration", strings.Replace(minimal, "[1, 3]", "[1, 101]", 1), "declare it under export.custom_fields"},
+		{"custom column smuggling SQL", strings.Replace(minimal, "[1, 3]}", "[1, 101], custom_fields: {101: {column: \"a` String, b\"}}}", 1), "export.custom_fields:"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), vars)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+	_, err := Parse([]byte(strings.Replace(minimal, "[1, 3]}", "[1, 3], delimiter: \"|\"}", 1)), vars)
+	if err == nil || !strings.Contains(err.Error(), `export.delimiter: must be ";" or ","`) {
+		t.Fatalf("delimiter: %v", err)
+	}
+	_, err = Parse([]byte(strings.Replace(minimal, "[1, 3]}", "[1, 3], analysis_fields: [1, 5]}", 1)), vars)
+	if err == nil || !strings.Contains(err.Error(), "export.analysis_fields: must include 8 (Time)") {
+		t.Fatalf("time field: %v", err)
+	}
+}

@@ -1,0 +1,28 @@
+// Package csvrows turns the bytes of an Emarsys responses export into typed rows.
+//
+// Parse streams one file: encoding/csv splits records (RFC 4180 quoting, CRLF
+// or LF, a leading UTF-8 BOM skipped), columns are bound by position to a Plan
+// built from the export request, and each cell is typed by its field's
+// schema.Kind. A record that cannot be typed becomes a Reject holding its exact
+// bytes; only I/O errors, a header that contradicts the plan and callback
+// errors stop the file.
+//
+// # Times
+//
+// The Time column (event_time) holds wall-clock times of the account's zone
+// (Options.Loc, Europe/Vienna by default). Accepted forms are
+// "YYYY-MM-DD HH:MM:SS", the same with 'T' for the space, with ":SS" left off,
+// with a fraction of a second, and a bare "YYYY-MM-DD" (midnight). A fraction
+// is truncated, not rounded: ClickHouse stores whole seconds and truncation
+// keeps 23:59:59.9 in its own day and export window.
+//
+// Daylight saving time is resolved by one rule, shared with the simulator:
+//   - a wall time that does not exist (the spring-forward gap, e.g.
+//     2026-03-29 02:30:00 in Europe/Vienna) is rejected;
+//   - a wall time that occurs twice (the autumn fall-back hour, e.g.
+//     2026-10-25 02:30:00) is the first occurrence: summer time, the earlier
+//     instant.
+//
+// Dates (KindDate) are calendar dates with no zone: Value.T is midnight UTC of
+// that day.
+package csvrows

@@ -1,0 +1,311 @@
+package csvrows
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gocarina/gocsv"
+
+	"github.com/emarsys-etl/emarsys-etl/schema"
+)
+
+// DefaultZone is the account time zone assumed when Options.Loc is nil.
+const DefaultZone = "Europe/Vienna"
+
+// Options describe one export file.
+type Options struct {
+	Plan           Plan           // columns in file order (from the export request)
+	Delimiter      rune           // ';' or ','; zero means ';', what the product requests
+	Header         bool           // the file starts with a header line (add_field_names_header=1)
+	Loc            *time.Location // account time zone for Time values; nil = Europe/Vienna
+	MaxRejectShare float64        // informational only here; the caller decides
+}
+
+// recordReader is the per-call CSV reader. It is gocsv's CSVReader, the
+// reader seam the user fixed as the CSV layer, plus the position methods of
+// *csv.Reader that line numbers and byte-exact rejects need. Rows are typed by
+// hand instead of through gocsv's reflection decoder, which allocates per cell
+// and would miss the 1M rows/s target; gocsv.SetCSVReader is global and is
+// never called.
+type recordReader interface {
+	gocsv.CSVReader
+	FieldPos(field int) (line, column int)
+	InputOffset() int64
+}
+
+var _ recordReader = (*csv.Reader)(nil)
+
+// colKind is how Parse types one column; special columns get their own kind.
+type colKind uint8
+
+const (
+	colString colKind = iota
+	colSource
+	colUserID
+	colUInt
+	colDate
+	colTime
+)
+
+var utf8BOM = []byte("\xef\xbb\xbf")
+
+// Parse streams r, calling emit for each typed row and reject for each record
+// that cannot be typed. It returns the stats and a non-nil error only for
+// problems that stop the whole file: an I/O error, a header that does not
+// match the plan (*HeaderMismatchError), or a header missing from an empty
+// file (no records at all: 0 bytes, a lone BOM or blank lines). Callback
+// errors stop parsing and are returned as is. A nil callback discards what it
+// would get.
+//
+// Stats count records handed to a callback that returned nil, so Read =
+// Loaded + Rejected holds even when Parse stops early. The header line is not
+// counted. The Row passed to emit and its Values are reused for the next
+// record; the strings in it are not and may be kept.
+func Parse(r io.Reader, o Options, emit func(*Row) error, reject func(Reject) error) (Stats, error) {
+	var st Stats
+	p, err := newParser(o)
+	if err != nil {
+		return st, err
+	}
+
+	// Skip a UTF-8 byte order mark before encoding/csv sees the first line.
+	src := bufio.NewReaderSize(r, recordChunk)
+	if head, err := src.Peek(len(utf8BOM)); bytes.Equal(head, utf8BOM) {
+		_, _ = src.Discard(len(utf8BOM))
+	} else if err != nil && err != io.EOF {
+		return st, fmt.Errorf("read csv: %w", err)
+	}
+	rec := &recorder{src: src}
+	cr := csv.NewReader(rec)
+	cr.Comma = p.delim
+	cr.FieldsPerRecord = -1 // a wrong count is a reject, not a stop
+	cr.ReuseRecord = true
+	var rr recordReader = cr
+
+	var prev int64   // stream offset where the next record starts
+	var lastLine int // line of the last record read, for errors that stop the file
+	if o.Header {
+		fields, err := rr.Read()
+		if err == io.EOF {
+			return st, errors.New("empty file: expected a header line")
+		}
+		if err != nil {
+			return st, fmt.Errorf("read csv header: %w", err)
+		}
+		if err := p.checkHeader(fields); err != nil {
+			return st, err
+		}
+		prev = rr.InputOffset()
+		lastLine, _ = rr.FieldPos(0)
+	}
+
+	for {
+		rec.keep = prev
+		fields, err := rr.Read()
+		if err == io.EOF {
+			return st, nil
+		}
+		end := rr.InputOffset()
+		var pe *csv.ParseError
+		if err != nil {
+			if pe = asParseError(err); pe == nil {
+				return st, fmt.Errorf("read csv after line %d: %w", lastLine, err)
+			}
+		}
+		var line int
+		reason := ""
+		if pe != nil {
+			if end == prev {
+				// No progress: reading on would return the same error forever.
+				return st, fmt.Errorf("csv line %d: %w", pe.StartLine, err)
+			}
+			line = pe.StartLine
+			reason = fmt.Sprintf("csv: column %d: %v", pe.Column, pe.Err)
+			if pe.Line != pe.StartLine {
+				reason = fmt.Sprintf("csv: line %d, column %d: %v", pe.Line, pe.Column, pe.Err)
+			}
+		} else {
+			line, _ = rr.FieldPos(0)
+			reason = p.typeRecord(fields)
+		}
+
+		if reason == "" {
+			p.row.Line = line
+			if emit != nil {
+				if err := emit(&p.row); err != nil {
+					return st, err
+				}
+			}
+			st.Loaded++
+		} else {
+			if reject != nil {
+				raw := string(rec.record(prev, end))
+				if err := reject(Reject{Line: line, Raw: raw, Reason: reason}); err != nil {
+					return st, err
+				}
+			}
+			st.Rejected++
+		}
+		st.Read++
+		prev, lastLine = end, line
+	}
+}
+
+// asParseError is errors.As in a function of its own: the target escapes to
+// the heap, and inline it would cost an allocation for every record.
+func asParseError(err error) *csv.ParseError {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return nil
+}
+
+// parser is the state of one Parse call.
+type parser struct {
+	fields []schema.Field
+	kinds  []colKind
+	delim  rune
+	clock  localClock
+	row    Row
+}
+
+func newParser(o Options) (*parser, error) {
+	if len(o.Plan.Fields) == 0 {
+		return nil, errors.New("parse csv: empty plan")
+	}
+	p := &parser{fields: o.Plan.Fields, delim: o.Delimiter}
+	switch p.delim {
+	case 0:
+		p.delim = ';'
+	case ';', ',':
+	default:
+		return nil, fmt.Errorf("parse csv: delimiter %q: the export offers ';' or ','", p.delim)
+	}
+	p.clock.loc = o.Loc
+	if p.clock.loc == nil {
+		loc, err := time.LoadLocation(DefaultZone)
+		if err != nil {
+			return nil, fmt.Errorf("parse csv: load time zone %s (import time/tzdata if the host has no zoneinfo): %w", DefaultZone, err)
+		}
+		p.clock.loc = loc
+	}
+	p.kinds = make([]colKind, len(p.fields))
+	for i, f := range p.fields {
+		switch {
+		case f.Column == schema.UserIDField.Column:
+			p.kinds[i] = colUserID
+		case f.Column == schema.SourceField.Column:
+			p.kinds[i] = colSource
+		case f.Kind == schema.KindUInt64:
+			p.kinds[i] = colUInt
+		case f.Kind == schema.KindDate:
+			p.kinds[i] = colDate
+		case f.Kind == schema.KindDateTime:
+			p.kinds[i] = colTime
+		default:
+			p.kinds[i] = colString
+		}
+	}
+	p.row.Values = make([]Value, len(p.fields))
+	return p, nil
+}
+
+// checkHeader matches header cells to the plan by position.
+func (p *parser) checkHeader(got []string) error {
+	col := 0
+	for col < len(p.fields) && col < len(got) && p.fields[col].Matches(got[col]) {
+		col++
+	}
+	if col == len(p.fields) && col == len(got) {
+		return nil
+	}
+	exp := make([]string, len(p.fields))
+	for i, f := range p.fields {
+		exp[i] = f.Name
+	}
+	return &HeaderMismatchError{Expected: exp, Got: slices.Clone(got), Column: col + 1}
+}
+
+// typeRecord fills p.row from one record and returns "" or the reason it
+// cannot be typed (the first problem found, naming the column).
+func (p *parser) typeRecord(rec []string) string {
+	if len(rec) != len(p.fields) {
+		return fmt.Sprintf("expected %d fields, got %d", len(p.fields), len(rec))
+	}
+	p.row.InvalidUTF8 = false
+	vals := p.row.Values
+	for i, s := range rec {
+		v := &vals[i]
+		switch p.kinds[i] {
+		case colString:
+			*v = Value{S: s}
+			if !utf8.ValidString(s) {
+				p.row.InvalidUTF8 = true
+			}
+		case colSource:
+			t := trimSpace(s)
+			if t == "" {
+				return p.fields[i].Column + ": empty"
+			}
+			*v = Value{S: t}
+			if !utf8.ValidString(t) {
+				p.row.InvalidUTF8 = true
+			}
+		case colUserID, colUInt:
+			t := trimSpace(s)
+			if t == "" {
+				if p.kinds[i] == colUserID {
+					return p.fields[i].Column + ": empty"
+				}
+				*v = Value{Null: true}
+				continue
+			}
+			n, ok := parseUint(t)
+			if !ok {
+				return fmt.Sprintf("%s: not an unsigned integer: %s", p.fields[i].Column, quoteShort(s))
+			}
+			*v = Value{U: n}
+		case colDate:
+			t := trimSpace(s)
+			if t == "" {
+				*v = Value{Null: true}
+				continue
+			}
+			c, ok := parseCivil(t)
+			if !ok || (c.hasTime && c.h|c.mi|c.s != 0) {
+				return fmt.Sprintf("%s: not a date (YYYY-MM-DD): %s", p.fields[i].Column, quoteShort(s))
+			}
+			if c.zero() {
+				*v = Value{Null: true}
+				continue
+			}
+			*v = Value{T: time.Unix(daysFromCivil(c.y, c.mo, c.d)*86400, 0).UTC()}
+		case colTime:
+			t := trimSpace(s)
+			if t == "" {
+				return p.fields[i].Column + ": empty"
+			}
+			c, ok := parseCivil(t)
+			if !ok {
+				return fmt.Sprintf("%s: not a time (YYYY-MM-DD HH:MM:SS): %s", p.fields[i].Column, quoteShort(s))
+			}
+			if c.zero() {
+				return fmt.Sprintf("%s: zero time %s", p.fields[i].Column, quoteShort(s))
+			}
+			unix, ok := p.clock.toUTC(c)
+			if !ok {
+				return p.fields[i].Column + ": " + p.clock.gapReason(c)
+			}
+			*v = Value{T: time.Unix(unix, 0).UTC()}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,456 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	chstore "github.com/emarsys-etl/emarsys-etl/loaders/clickhouse"
+	"github.com/emarsys-etl/emarsys-etl/pipeline/config"
+	"github.com/emarsys-etl/emarsys-etl/pipeline/csvrows"
+	"github.com/emarsys-etl/emarsys-etl/pipeline/emarsys"
+	"github.com/emarsys-etl/emarsys-etl/pipeline/fetch"
+)
+
+// States of a window in the ledger, in the order a window passes them.
+const (
+	StatePlanned   = "planned"
+	StateRequested = "requested" // export started, its id recorded
+	StateReady     = "ready"     // the export's file is on the FTP server
+	StateFetched   = "fetched"   // the file was read whole and staged
+	StateLoaded    = "loaded"    // rows are in email_responses
+	StateDone      = "done"      // the file was archived/deleted as configured
+	StateFailed    = "failed"
+)
+
+// API is the part of the Emarsys client a window needs.
+type API interface {
+	StartResponsesExport(ctx context.Context, r emarsys.ExportRequest) (int64, error)
+	WaitDone(ctx context.Context, id int64, o emarsys.WaitOptions) (emarsys.ExportStatus, error)
+}
+
+// Source opens an export's file for reading; FTP by default.
+type Source interface {
+	Open(ctx context.Context, fileName string) (io.ReadCloser, error)
+	Finish(ctx context.Context, fileName string) error
+}
+
+// Runner runs windows of one account.
+type Runner struct {
+	Cfg    *config.Config
+	API    API
+	Source Source
+	Store  *chstore.Store
+	Log    *slog.Logger
+	Plan   csvrows.Plan
+	// OnWindow, when set, is told about each finished window (progress output).
+	OnWindow func(Result)
+	// RetryBase is the first backoff between attempts of a window.
+	RetryBase time.Duration
+	// LastTick is the Unix time of the scheduler's last tick (for readiness).
+	LastTick atomic.Int64
+}
+
+// Result is the outcome of one window.
+type Result struct {
+	Window   Window
+	State    string
+	ExportID int64
+	Read     uint64
+	Loaded   uint64
+	New      uint64
+	Rejected uint64
+	Skipped  bool // already done in the ledger
+	Err      error
+	Took     time.Duration
+}
+
+// NewRunner wires a runner from a config: Emarsys client, FTP source, store.
+func NewRunner(cfg *config.Config, api API, src Source, store *chstore.Store, log *slog.Logger) (*Runner, error) {
+	custom, err := cfg.Export.Custom()
+	if err != nil {
+		return nil, err
+	}
+	plan, err := csvrows.NewPlan(cfg.Export.ContactFields, cfg.Export.AnalysisFields, custom)
+	if err != nil {
+		return nil, err
+	}
+	return &Runner{Cfg: cfg, API: api, Source: src, Store: store, Log: log, Plan: plan, RetryBase: 2 * time.Second}, nil
+}
+
+// ExportRequest is the request sent for window w.
+func (r *Runner) ExportRequest(w Window) emarsys.ExportRequest {
+	e := r.Cfg.Export
+	header := 0
+	if *e.Header {
+		header = 1
+	}
+	req := emarsys.ExportRequest{
+		DistributionMethod:  "ftp",
+		TimeRange:           LocalRange(w, r.Cfg.Loc),
+		ContactFields:       e.ContactFields,
+		Sources:             e.Sources,
+		AnalysisFields:      e.AnalysisFields,
+		Delimiter:           e.Delimiter,
+		AddFieldNamesHeader: &header,
+		Language:            e.Language,
+		FTPSettings: &emarsys.FTPSettings{
+			Host:     r.Cfg.FTP.DeliverHost,
+			Port:     r.Cfg.FTP.DeliverPort,
+			Username: r.Cfg.FTP.User,
+			Password: r.Cfg.FTP.Password,
+			Folder:   r.Cfg.FTP.Folder,
+		},
+	}
+	if e.EmailID > 0 {
+		id := e.EmailID
+		req.EmailID = &id
+	}
+	if e.ContactList > 0 {
+		id := e.ContactList
+		req.ContactList = &id
+	}
+	return req
+}
+
+// errPermanent marks a failure no retry of the same window can fix (a header
+// that does not match the request, too many rejected rows).
+type errPermanent struct{ error }
+
+func (e errPermanent) Unwrap() error { return e.error }
+
+// Run brings one window to done, resuming from the state the ledger records.
+func (r *Runner) Run(ctx context.Context, w Window) Result {
+	t0 := time.Now()
+	res := r.run(ctx, w)
+	res.Window = w
+	res.Took = time.Since(t0)
+	if r.OnWindow != nil {
+		r.OnWindow(res)
+	}
+	return res
+}
+
+func (r *Runner) run(ctx context.Context, w Window) Result {
+	acct := r.Cfg.Account
+	rec, err := r.latest(ctx, w)
+	if err != nil {
+		return Result{State: StatePlanned, Err: fmt.Errorf("read ledger for window %s: %w", w, err)}
+	}
+	if rec.State == StateDone {
+		return Result{State: StateDone, ExportID: rec.ExportID, Read: rec.RowsRead, Loaded: rec.RowsLoaded,
+			New: rec.RowsNew, Rejected: rec.RowsRejected, Skipped: true}
+	}
+	if rec.State == "" || rec.State == StateFailed {
+		rec.State = StatePlanned
+		rec.Attempts = 0
+	}
+	log := r.Log.With("account", acct, "window", w.String())
+	failures := 0
+	var lastErr error
+	fail := func(err error) Result {
+		rec.State = StateFailed
+		rec.LastError = err.Error()
+		if serr := r.save(ctx, &rec); serr != nil {
+			log.Error("record failed window", "export_id", rec.ExportID, "err", serr)
+		}
+		log.Error("window failed", "export_id", rec.ExportID, "err", err)
+		return result(rec, err)
+	}
+	// retry counts a failure and waits before the next attempt; false means give up.
+	retry := func(err error) bool {
+		lastErr = err
+		failures++
+		rec.LastError = err.Error()
+		if failures >= r.Cfg.Schedule.Attempts {
+			return false
+		}
+		d := r.RetryBase << (failures - 1)
+		d += time.Duration(rand.Int64N(int64(d)/2 + 1))
+		log.Warn("window attempt failed, retrying", "export_id", rec.ExportID, "attempt", failures, "backoff", d, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
+
+	for {
+		if err := ctx.Err(); err != nil {
+			// Stopping: the ledger already says where to resume.
+			return result(rec, fmt.Errorf("window %s stopped in state %s: %w", w, rec.State, err))
+		}
+		switch rec.State {
+		case StatePlanned:
+			id, err := r.API.StartResponsesExport(ctx, r.ExportRequest(w))
+			if err != nil {
+				err = fmt.Errorf("start export for %s: %w", w, err)
+				if ctx.Err() != nil || !retry(err) {
+					return fail(orCtx(ctx, err, lastErr))
+				}
+				continue
+			}
+			rec.ExportID = id
+			rec.FileName = ""
+			rec.Attempts++
+			rec.State = StateRequested
+			if err := r.save(ctx, &rec); err != nil {
+				return result(rec, err)
+			}
+			log.Info("export requested", "export_id", id)
+		case StateRequested:
+			st, err := r.API.WaitDone(ctx, rec.ExportID, emarsys.WaitOptions{
+				Initial:    r.Cfg.Emarsys.PollInitial,
+				Max:        r.Cfg.Emarsys.PollMax,
+				Deadline:   r.Cfg.Emarsys.ExportTimeout,
+				StuckAfter: r.Cfg.Emarsys.StuckAfter,
+			})
+			if err != nil {
+				err = fmt.Errorf("wait for export %d of %s: %w", rec.ExportID, w, err)
+				if ctx.Err() != nil {
+					return result(rec, err)
+				}
+				if !emarsys.IsRetryable(err) {
+					// The export itself failed, vanished or got stuck: ask for a new one.
+					rec.State = StatePlanned
+				}
+				if !retry(err) {
+					return fail(err)
+				}
+				continue
+			}
+			if err := fetch.ValidateFileName(st.FileName); err != nil {
+				return fail(fmt.Errorf("export %d of %s: file name from the API: %w", rec.ExportID, w, err))
+			}
+			rec.FileName = st.FileName
+			rec.State = StateReady
+			if err := r.save(ctx, &rec); err != nil {
+				return result(rec, err)
+			}
+			log.Info("export ready", "export_id", rec.ExportID, "file", st.FileName)
+		case StateReady, StateFetched:
+			// A window recorded as fetched is loaded again from its file: the
+			// staging table may be gone, and the load is idempotent.
+			st, newRows, err := r.load(ctx, log, &rec, w)
+			if err != nil {
+				if ctx.Err() != nil {
+					return result(rec, err)
+				}
+				var perm errPermanent
+				if errors.As(err, &perm) || !retry(err) {
+					return fail(err)
+				}
+				continue
+			}
+			rec.RowsRead, rec.RowsLoaded, rec.RowsRejected, rec.RowsNew = uint64(st.Read), uint64(st.Loaded), uint64(st.Rejected), newRows
+			rec.State = StateLoaded
+			rec.LastError = ""
+			if err := r.save(ctx, &rec); err != nil {
+				return result(rec, err)
+			}
+			log.Info("window loaded", "export_id", rec.ExportID, "read", st.Read, "loaded", st.Loaded,
+				"new", newRows, "rejected", st.Rejected)
+		case StateLoaded:
+			if err := r.Source.Finish(ctx, rec.FileName); err != nil {
+				// The rows are safe; a file left behind is worth a warning, not a failed window.
+				log.Warn("after-load action on the export file failed", "export_id", rec.ExportID, "file", rec.FileName, "err", err)
+			}
+			rec.State = StateDone
+			if err := r.save(ctx, &rec); err != nil {
+				return result(rec, err)
+			}
+			return result(rec, nil)
+		default:
+			return fail(fmt.Errorf("window %s: unknown ledger state %q", w, rec.State))
+		}
+	}
+}
+
+func orCtx(ctx context.Context, err, last error) error {
+	if ctx.Err() != nil && last != nil {
+		return last
+	}
+	return err
+}
+
+func result(rec chstore.WindowRecord, err error) Result {
+	return Result{State: rec.State, ExportID: rec.ExportID, Read: rec.RowsRead, Loaded: rec.RowsLoaded,
+		New: rec.RowsNew, Rejected: rec.RowsRejected, Err: err}
+}
+
+// load streams the export file through the parser into a staged load, then commits it.
+func (r *Runner) load(ctx context.Context, log *slog.Logger, rec *chstore.WindowRecord, w Window) (csvrows.Stats, uint64, error) {
+	var st csvrows.Stats
+	f, err := r.Source.Open(ctx, rec.FileName)
+	if err != nil {
+		return st, 0, fmt.Errorf("fetch %s for export %d of %s: %w", rec.FileName, rec.ExportID, w, err)
+	}
+	defer f.Close()
+	ld, err := r.Store.BeginLoad(ctx, chstore.LoadSpec{
+		Account: r.Cfg.Account, WindowStart: w.Start, WindowEnd: w.End, ExportID: rec.ExportID, Plan: r.Plan,
+	})
+	if err != nil {
+		return st, 0, fmt.Errorf("stage window %s: %w", w, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			// A fresh context: the load's own may be the reason we are here.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := ld.Abort(actx); err != nil {
+				log.Warn("drop staging table", "export_id", rec.ExportID, "err", err)
+			}
+		}
+	}()
+	st, err = csvrows.Parse(f, csvrows.Options{
+		Plan:      r.Plan,
+		Delimiter: rune(r.Cfg.Export.Delimiter[0]),
+		Header:    *r.Cfg.Export.Header,
+		Loc:       r.Cfg.Loc,
+	}, ld.Append, func(rj csvrows.Reject) error {
+		log.Warn("row rejected", "export_id", rec.ExportID, "line", rj.Line, "reason", rj.Reason)
+		return ld.Reject(rj)
+	})
+	if err != nil {
+		var hm *csvrows.HeaderMismatchError
+		err = fmt.Errorf("read %s of export %d: %w", rec.FileName, rec.ExportID, err)
+		if errors.As(err, &hm) {
+			return st, 0, errPermanent{err}
+		}
+		return st, 0, err
+	}
+	if st.Read > 0 && float64(st.Rejected) > r.Cfg.Export.MaxRejectShare*float64(st.Read) {
+		rec.RowsRead, rec.RowsLoaded, rec.RowsRejected = uint64(st.Read), uint64(st.Loaded), uint64(st.Rejected)
+		return st, 0, errPermanent{fmt.Errorf("%s of export %d: %d of %d rows rejected, over the limit of %.2f%% (export.max_reject_share): has the export format changed?",
+			rec.FileName, rec.ExportID, st.Rejected, st.Read, 100*r.Cfg.Export.MaxRejectShare)}
+	}
+	rec.State = StateFetched
+	rec.RowsRead, rec.RowsLoaded, rec.RowsRejected = uint64(st.Read), uint64(st.Loaded), uint64(st.Rejected)
+	if err := r.save(ctx, rec); err != nil {
+		return st, 0, err
+	}
+	n, err := ld.Commit(ctx)
+	if err != nil {
+		return st, 0, fmt.Errorf("commit window %s: %w", w, err)
+	}
+	committed = true
+	return st, n, nil
+}
+
+func (r *Runner) latest(ctx context.Context, w Window) (chstore.WindowRecord, error) {
+	recs, err := r.Store.Windows(ctx, r.Cfg.Account, w.Start, w.End)
+	if err != nil {
+		return chstore.WindowRecord{}, err
+	}
+	for _, rec := range recs {
+		if rec.Start.Equal(w.Start) && rec.End.Equal(w.End) {
+			return rec, nil
+		}
+	}
+	return chstore.WindowRecord{Account: r.Cfg.Account, Start: w.Start, End: w.End}, nil
+}
+
+func (r *Runner) save(ctx context.Context, rec *chstore.WindowRecord) error {
+	rec.Account = r.Cfg.Account
+	// The ledger write must land even when a stop was requested, or the state is lost.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := r.Store.SaveWindow(sctx, *rec); err != nil {
+		return fmt.Errorf("record window %s state %s: %w", Window{rec.Start, rec.End}, rec.State, err)
+	}
+	return nil
+}
+
+// RunAll runs windows with up to n at a time, in order of start.
+func (r *Runner) RunAll(ctx context.Context, ws []Window, n int) []Result {
+	out := make([]Result, len(ws))
+	sem := make(chan struct{}, max(1, n))
+	var wg sync.WaitGroup
+	for i, w := range ws {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			out[i] = Result{Window: w, State: StatePlanned, Err: ctx.Err()}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = r.Run(ctx, w)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// Backfill loads [from, to) in windows of the configured size; windows the
+// ledger shows as done are skipped, so running it again loads nothing twice.
+func (r *Runner) Backfill(ctx context.Context, from, to time.Time) []Result {
+	return r.RunAll(ctx, Split(from, to, r.Cfg.Schedule.Window), r.Cfg.Schedule.Concurrency)
+}
+
+// Tick runs what is due now: windows the ledger left unfinished (resumed from
+// their state), then new windows from the gap-free loaded end.
+func (r *Runner) Tick(ctx context.Context, now time.Time) ([]Result, error) {
+	recs, err := r.Store.Windows(ctx, r.Cfg.Account, time.Unix(0, 0).UTC(), now.Add(24*time.Hour))
+	if err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	var done, resume []Window
+	var base time.Time
+	for _, rec := range recs {
+		w := Window{rec.Start, rec.End}
+		if base.IsZero() || w.Start.Before(base) {
+			base = w.Start
+		}
+		switch rec.State {
+		case StateDone:
+			done = append(done, w)
+		case StateFailed:
+		default:
+			resume = append(resume, w)
+		}
+	}
+	if !r.Cfg.Schedule.StartTime.IsZero() && (base.IsZero() || r.Cfg.Schedule.StartTime.Before(base)) {
+		base = r.Cfg.Schedule.StartTime
+	}
+	covered, have := time.Time{}, false
+	if !base.IsZero() {
+		covered, have = base, true
+		if gaps := Gaps(done, base, now.Add(24*time.Hour)); len(gaps) > 0 {
+			covered = gaps[0].Start
+		}
+	}
+	plan := TickPlan(covered, have, r.Cfg.Schedule.StartTime, now, r.Cfg.Schedule.Window, r.Cfg.Schedule.Lag, r.Cfg.Schedule.Overlap)
+	if have && len(plan) > 0 && plan[0].Start.Before(base) {
+		plan[0].Start = base
+	}
+	ws := append(resume, plan...)
+	return r.RunAll(ctx, ws, r.Cfg.Schedule.Concurrency), nil
+}
+
+// FTPSource reads export files from the configured FTP server.
+type FTPSource struct {
+	Cfg       fetch.FTPConfig
+	AfterLoad fetch.AfterLoad
+	Archive   string
+}
+
+// Open streams a file.
+func (s FTPSource) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	return fetch.OpenFTP(ctx, s.Cfg, name)
+}
+
+// Finish archives, deletes or keeps a loaded file.
+func (s FTPSource) Finish(ctx context.Context, name string) error {
+	return fetch.Finish(ctx, s.Cfg, name, s.AfterLoad, s.Archive)
+}
