@@ -7,6 +7,7 @@
 #   configs/cluster/cluster.sh up     [DIR]   start (installs zookeeper/clickhouse-server with apt-get if missing)
 #   configs/cluster/cluster.sh down   [DIR]   stop everything started from DIR (data kept)
 #   configs/cluster/cluster.sh status [DIR]   show what runs; exit 0 only if all five answer
+#   configs/cluster/cluster.sh smoke  [DIR]   run the ON CLUSTER/replication checks on a running cluster
 #
 # DIR defaults to $PWD/.local/cluster. Ports can be moved with environment variables
 # (read by `up`, remembered in DIR/cluster.env for status):
@@ -34,7 +35,7 @@ log() { printf '%s cluster: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 usage() {
-  sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}" >&2
   exit 2
 }
 
@@ -68,7 +69,7 @@ zk_ok() {
 }
 
 ch_query() { # ch_query N SQL
-  clickhouse-client --host 127.0.0.1 --port "$(tcp_port "$1")" --connect_timeout 2 --query "$2"
+  clickhouse-client --host 127.0.0.1 --port "$(tcp_port "$1")" --connect_timeout 2 --query "$2" "${@:3}"
 }
 ch_ok() { ch_query "$1" 'SELECT 1' >/dev/null 2>&1; }
 ch_zk_ok() { ch_query "$1" "SELECT count() FROM system.zookeeper WHERE path = '/'" >/dev/null 2>&1; }
@@ -77,7 +78,7 @@ as_root() { if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 ensure_packages() {
   local pkgs=()
-  [[ -f /usr/share/java/zookeeper.jar ]] || pkgs+=(zookeeper)
+  [[ -f /usr/share/java/zookeeper.jar ]] && command -v java >/dev/null 2>&1 || pkgs+=(zookeeper)
   command -v clickhouse-server >/dev/null 2>&1 || pkgs+=(clickhouse-server)
   command -v clickhouse-client >/dev/null 2>&1 || pkgs+=(clickhouse-client)
   if ((${#pkgs[@]})); then
@@ -241,9 +242,51 @@ cmd_status() {
   return $ok
 }
 
+# smoke: the checks the cluster was verified with (ClickHouse 18.16.1), on a scratch database
+cmd_smoke() {
+  load_env
+  local db=cluster_smoke n got want
+  q() { ch_query "$@"; }
+  expect() { # expect WHAT GOT WANT
+    if [[ $2 != "$3" ]]; then die "smoke: $1: got '$2', want '$3'"; fi
+    log "smoke ok: $1"
+  }
+  q 1 "DROP DATABASE IF EXISTS $db ON CLUSTER emarsys_cluster" >/dev/null
+  q 1 "CREATE DATABASE IF NOT EXISTS $db ON CLUSTER emarsys_cluster" >/dev/null
+  q 1 "CREATE TABLE IF NOT EXISTS $db.t ON CLUSTER emarsys_cluster (d Date, user_id UInt64, v String)
+       ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/$db/t', '{replica}') PARTITION BY toYYYYMM(d) ORDER BY user_id" >/dev/null
+  q 1 "CREATE TABLE IF NOT EXISTS $db.t_dist ON CLUSTER emarsys_cluster AS $db.t
+       ENGINE = Distributed(emarsys_cluster, $db, t, cityHash64(user_id))" >/dev/null
+  q 1 "CREATE TABLE IF NOT EXISTS $db.r ON CLUSTER emarsys_cluster (d Date, user_id UInt64, v String, ver UInt32)
+       ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/$db/r', '{replica}', ver) PARTITION BY toYYYYMM(d) ORDER BY user_id" >/dev/null
+  q 1 "CREATE TABLE IF NOT EXISTS $db.r_dist ON CLUSTER emarsys_cluster AS $db.r
+       ENGINE = Distributed(emarsys_cluster, $db, r, cityHash64(user_id))" >/dev/null
+  q 3 "INSERT INTO $db.t_dist SELECT toDate('2024-01-01') + number % 30, number, toString(number) FROM system.numbers LIMIT 1000" \
+    --insert_distributed_sync=1
+  for n in "${NODES[@]}"; do q "$n" "SYSTEM SYNC REPLICA $db.t"; done
+  # sharding: shard k (1-based) holds exactly the rows with cityHash64(user_id) % 2 = k-1, on both replicas
+  for n in "${NODES[@]}"; do
+    got=$(q "$n" "SELECT countIf(cityHash64(user_id) % 2 != $(($(shard_of "$n") - 1))), count() > 0 FROM $db.t FORMAT TSV")
+    expect "ch$n holds only shard $(shard_of "$n") rows" "$got" $'0\t1'
+  done
+  expect "replicas of shard 1 equal" "$(q 1 "SELECT groupBitXor(cityHash64(user_id, v)) FROM $db.t")" "$(q 2 "SELECT groupBitXor(cityHash64(user_id, v)) FROM $db.t")"
+  expect "replicas of shard 2 equal" "$(q 3 "SELECT groupBitXor(cityHash64(user_id, v)) FROM $db.t")" "$(q 4 "SELECT groupBitXor(cityHash64(user_id, v)) FROM $db.t")"
+  expect "Distributed total" "$(q 2 "SELECT count() FROM $db.t_dist")" 1000
+  q 1 "INSERT INTO $db.r_dist SELECT toDate('2024-01-01'), number % 100, 'v1', 1 FROM system.numbers LIMIT 100" --insert_distributed_sync=1
+  q 2 "INSERT INTO $db.r_dist SELECT toDate('2024-01-01'), number % 100, 'v2', 2 FROM system.numbers LIMIT 100" --insert_distributed_sync=1
+  expect "ReplacingMergeTree FINAL" "$(q 4 "SELECT count(), countIf(v = 'v2') FROM $db.r_dist FINAL FORMAT TSV")" $'100\t100'
+  q 1 "ALTER TABLE $db.t ON CLUSTER emarsys_cluster ADD COLUMN extra String DEFAULT 'x'" >/dev/null
+  # ALTER ... ON CLUSTER is refused for the (non-replicated) Distributed table in 18.16: alter it per server
+  for n in "${NODES[@]}"; do q "$n" "ALTER TABLE $db.t_dist ADD COLUMN extra String DEFAULT 'x'"; done
+  expect "ALTER ADD COLUMN seen through Distributed" "$(q 4 "SELECT countIf(extra = 'x') FROM $db.t_dist")" 1000
+  q 1 "DROP DATABASE IF EXISTS $db ON CLUSTER emarsys_cluster" >/dev/null
+  log "smoke passed"
+}
+
 case $CMD in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  smoke) cmd_smoke ;;
   *) usage ;;
 esac

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/emarsys-etl/emarsys-etl/schema"
 )
@@ -52,12 +53,30 @@ func (s *Store) Migrate(ctx context.Context, contact []schema.Field) error {
 				return err
 			}
 		}
-		rec := fmt.Sprintf("INSERT INTO %s (version, name, applied_at) VALUES (%d, %s, now())", s.table(migrTable), m.Version, quoteString(m.Name))
-		if err := s.exec(ctx, fmt.Sprintf("record migration %04d_%s", m.Version, m.Name), rec); err != nil {
+		if err := s.recordMigration(ctx, m); err != nil {
 			return err
 		}
 	}
 	return s.EnsureContactColumns(ctx, contact)
+}
+
+// recordMigration notes m as applied. It goes through a batch: over the
+// native protocol an INSERT ... VALUES sent as query text waits for a data
+// block that Exec never sends (seen hanging on 18.16).
+func (s *Store) recordMigration(ctx context.Context, m schema.Migration) error {
+	what := fmt.Sprintf("record migration %04d_%s", m.Version, m.Name)
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.table(migrTable)+" (version, name, applied_at)")
+	if err != nil {
+		return s.scrub(fmt.Errorf("%s: %w", what, err))
+	}
+	defer batch.Abort()
+	if err := batch.Append(m.Version, m.Name, time.Now()); err != nil {
+		return s.scrub(fmt.Errorf("%s: %w", what, err))
+	}
+	if err := batch.Send(); err != nil {
+		return s.scrub(fmt.Errorf("%s: %w", what, err))
+	}
+	return nil
 }
 
 // SchemaVersion returns the highest applied migration version (0 for none).
