@@ -15,7 +15,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME ?= 10s
 export CLICKHOUSE_ADDR
 
-.PHONY: help build demo demo-stop test lint fuzz clickhouse-up clickhouse-down clean
+.PHONY: help build demo demo-stop test lint fuzz clickhouse-up clickhouse-down cluster-up cluster-down cluster-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -63,6 +63,17 @@ clickhouse-up: ## make sure ClickHouse answers at CLICKHOUSE_ADDR: install and s
 clickhouse-down: ## stop the private ClickHouse started by clickhouse-up
 	@if [ -f $(CH_DIR)/clickhouse.pid ]; then kill $$(cat $(CH_DIR)/clickhouse.pid) && echo "stopped ClickHouse (data kept in $(CH_DIR))"; rm -f $(CH_DIR)/clickhouse.pid; \
 	else echo "no private ClickHouse running"; fi
+
+CLUSTER_DIR ?= $(CURDIR)/.local/cluster
+
+cluster-up: ## start a local 2x2 ClickHouse cluster + ZooKeeper (ports 2181, 9101-9104)
+	configs/cluster/cluster.sh up $(CLUSTER_DIR)
+
+cluster-down: ## stop the local cluster (data kept in .local/cluster)
+	configs/cluster/cluster.sh down $(CLUSTER_DIR)
+
+cluster-smoke: cluster-up ## check ON CLUSTER DDL, sharding and replication on the local cluster
+	configs/cluster/cluster.sh smoke $(CLUSTER_DIR)
 
 clean: ## remove build output (not the private ClickHouse data)
 	rm -rf bin

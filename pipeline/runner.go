@@ -423,17 +423,16 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) ([]Result, error) {
 	if !r.Cfg.Schedule.StartTime.IsZero() && (base.IsZero() || r.Cfg.Schedule.StartTime.Before(base)) {
 		base = r.Cfg.Schedule.StartTime
 	}
-	covered, have := time.Time{}, false
-	if !base.IsZero() {
-		covered, have = base, true
+	// The gap-free loaded end: the start of the first gap after base, or zero
+	// when nothing is done yet (then the plan starts at base).
+	var covered time.Time
+	if len(done) > 0 {
+		covered = base
 		if gaps := Gaps(done, base, now.Add(24*time.Hour)); len(gaps) > 0 {
 			covered = gaps[0].Start
 		}
 	}
-	plan := TickPlan(covered, have, r.Cfg.Schedule.StartTime, now, r.Cfg.Schedule.Window, r.Cfg.Schedule.Lag, r.Cfg.Schedule.Overlap)
-	if have && len(plan) > 0 && plan[0].Start.Before(base) {
-		plan[0].Start = base
-	}
+	plan := TickPlan(covered, base, now, r.Cfg.Schedule.Window, r.Cfg.Schedule.Lag, r.Cfg.Schedule.Overlap)
 	ws := append(resume, plan...)
 	return r.RunAll(ctx, ws, r.Cfg.Schedule.Concurrency), nil
 }

@@ -76,21 +76,25 @@ func Gaps(done []Window, from, to time.Time) []Window {
 }
 
 // TickPlan is what one scheduler tick should run: from the end of the gap-free
-// loaded range minus the overlap up to now minus the lag, in windows of at most
-// size. When nothing is loaded yet it starts at start (or one window before
-// the lagged now when start is zero).
-func TickPlan(coveredEnd time.Time, haveCovered bool, start, now time.Time, size, lag, overlap time.Duration) []Window {
+// loaded range minus the overlap (never before floor, where loading starts)
+// up to now minus the lag, in windows of at most size. With nothing loaded yet
+// (coveredEnd zero) it starts at floor, or one window before the lagged now
+// when floor is zero too.
+func TickPlan(coveredEnd, floor, now time.Time, size, lag, overlap time.Duration) []Window {
 	to := now.Add(-lag).UTC().Truncate(time.Second)
 	var from time.Time
 	switch {
-	case haveCovered:
+	case !coveredEnd.IsZero():
 		// Nothing new since the last window: running only the overlap again would be busy work.
 		if !to.After(coveredEnd) {
 			return nil
 		}
 		from = coveredEnd.Add(-overlap)
-	case !start.IsZero():
-		from = start
+		if from.Before(floor) {
+			from = floor
+		}
+	case !floor.IsZero():
+		from = floor
 	default:
 		from = to.Add(-size)
 	}

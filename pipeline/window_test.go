@@ -50,17 +50,22 @@ func TestGapsAndCoverage(t *testing.T) {
 func TestTickPlan(t *testing.T) {
 	now := ts("2026-12-03T14:37:12Z")
 	// Loaded up to 06:00; lag 2h -> up to 12:37:12; overlap 1h -> from 05:00.
-	ws := TickPlan(ts("2026-12-03T06:00:00Z"), true, time.Time{}, now, 6*time.Hour, 2*time.Hour, time.Hour)
+	ws := TickPlan(ts("2026-12-03T06:00:00Z"), time.Time{}, now, 6*time.Hour, 2*time.Hour, time.Hour)
 	if len(ws) != 2 || ws[0].String() != "2026-12-03T05:00:00Z/2026-12-03T11:00:00Z" ||
 		ws[1].String() != "2026-12-03T11:00:00Z/2026-12-03T12:37:12Z" {
 		t.Fatalf("plan %v", ws)
 	}
 	// Nothing new since the loaded end: no window.
-	if ws := TickPlan(ts("2026-12-03T13:00:00Z"), true, time.Time{}, now, 6*time.Hour, 2*time.Hour, time.Hour); len(ws) != 0 {
+	if ws := TickPlan(ts("2026-12-03T13:00:00Z"), time.Time{}, now, 6*time.Hour, 2*time.Hour, time.Hour); len(ws) != 0 {
 		t.Fatalf("plan %v, want none", ws)
 	}
+	// The overlap never reaches before the floor.
+	ws = TickPlan(ts("2026-12-03T06:00:00Z"), ts("2026-12-03T05:30:00Z"), now, 6*time.Hour, 2*time.Hour, time.Hour)
+	if len(ws) != 2 || !ws[0].Start.Equal(ts("2026-12-03T05:30:00Z")) {
+		t.Fatalf("floored plan %v", ws)
+	}
 	// Empty ledger with a start: catch up window by window.
-	ws = TickPlan(time.Time{}, false, ts("2026-12-01T00:00:00Z"), now, 24*time.Hour, 2*time.Hour, time.Hour)
+	ws = TickPlan(time.Time{}, ts("2026-12-01T00:00:00Z"), now, 24*time.Hour, 2*time.Hour, time.Hour)
 	if len(ws) != 3 || !ws[0].Start.Equal(ts("2026-12-01T00:00:00Z")) || !ws[2].End.Equal(ts("2026-12-03T12:37:12Z")) {
 		t.Fatalf("catch-up plan %v", ws)
 	}

@@ -68,6 +68,9 @@ type planSQL struct {
 	targets []string // email_responses columns filled from the stage, in order
 	exprs   []string // the SELECT expression of each target
 	key     string   // response_key over stage columns
+	// eventTime is the stage's event_time column, or the window start when
+	// the file has no Time field.
+	eventTime string
 }
 
 // BeginLoad prepares an empty staging table for the window, dropping what
@@ -100,7 +103,9 @@ func (s *Store) BeginLoad(ctx context.Context, spec LoadSpec) (*Load, error) {
 			contact = append(contact, f)
 		}
 	}
-	for _, col := range []string{"user_id", "source", "event_time"} {
+	// event_time may be missing (a file exported by hand without the Time
+	// field): such rows are placed at the window start, see buildPlanSQL.
+	for _, col := range []string{"user_id", "source"} {
 		if !seen[col] {
 			return nil, fmt.Errorf("%s: plan lacks %s: a response cannot be stored or deduplicated without it", what, col)
 		}
@@ -179,12 +184,16 @@ func buildPlanSQL(spec LoadSpec, has map[string]bool) planSQL {
 		}
 		return def
 	}
+	// Without a Time column the response's moment is unknown; the window
+	// start is the only honest stand-in, and the README says so.
+	eventTime := or("event_time", dateTimeLit(spec.WindowStart))
 	campaign := "concat('t:', " + or("campaign_title", "''") + ")"
 	if has["campaign_id"] {
 		campaign = "if(isNull(`campaign_id`), " + campaign + ", concat('i:', toString(assumeNotNull(`campaign_id`))))"
 	}
 	p := planSQL{
-		key: "cityHash64(" + quoteString(spec.Account) + ", `user_id`, `source`, `event_time`, " + campaign + ", " +
+		eventTime: eventTime,
+		key: "cityHash64(" + quoteString(spec.Account) + ", `user_id`, `source`, " + eventTime + ", " + campaign + ", " +
 			or("url", "''") + ", " + or("link_title", "''") + ")",
 	}
 	add := func(target, expr string) {
@@ -192,8 +201,8 @@ func buildPlanSQL(spec LoadSpec, has map[string]bool) planSQL {
 		p.exprs = append(p.exprs, expr)
 	}
 	add("account", quoteString(spec.Account))
-	add("event_time", "`event_time`")
-	add("event_date", "toDate(`event_time`)")
+	add("event_time", eventTime)
+	add("event_date", "toDate("+eventTime+")")
 	add("user_id", "`user_id`")
 	add("source", "CAST(`_source_code` AS "+sourceEnum+")")
 	add("source_raw", "`source`")
@@ -348,7 +357,8 @@ func (l *Load) Commit(ctx context.Context) (rowsNew uint64, err error) {
 		staged   uint64
 		min, max time.Time
 	)
-	if err := s.conn.QueryRow(ctx, "SELECT count(), min(event_time), max(event_time) FROM "+l.stage).Scan(&staged, &min, &max); err != nil {
+	et := l.plan.eventTime
+	if err := s.conn.QueryRow(ctx, "SELECT count(), min("+et+"), max("+et+") FROM "+l.stage).Scan(&staged, &min, &max); err != nil {
 		return 0, s.scrub(fmt.Errorf("%s: count staged rows: %w", what, err))
 	}
 	if staged != l.appended {
