@@ -55,6 +55,12 @@ type Runner struct {
 	RetryBase time.Duration
 	// LastTick is the Unix time of the scheduler's last tick (for readiness).
 	LastTick atomic.Int64
+	// OnSave, when set, sees every ledger write (metrics).
+	OnSave func(rec chstore.WindowRecord)
+	// AfterLoad hooks run once a window's rows are in email_responses, before
+	// it is marked loaded (aggregates); an error retries the window, which is
+	// harmless: the load itself is idempotent.
+	AfterLoad []func(ctx context.Context, w Window, rec chstore.WindowRecord) error
 }
 
 // Result is the outcome of one window.
@@ -250,6 +256,15 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 				continue
 			}
 			rec.RowsRead, rec.RowsLoaded, rec.RowsRejected, rec.RowsNew = uint64(st.Read), uint64(st.Loaded), uint64(st.Rejected), newRows
+			if err := r.afterLoad(ctx, w, rec); err != nil {
+				if ctx.Err() != nil {
+					return result(rec, err)
+				}
+				if !retry(err) {
+					return fail(err)
+				}
+				continue
+			}
 			rec.State = StateLoaded
 			rec.LastError = ""
 			if err := r.save(ctx, &rec); err != nil {
@@ -358,6 +373,15 @@ func (r *Runner) latest(ctx context.Context, w Window) (chstore.WindowRecord, er
 	return chstore.WindowRecord{Account: r.Cfg.Account, Start: w.Start, End: w.End}, nil
 }
 
+func (r *Runner) afterLoad(ctx context.Context, w Window, rec chstore.WindowRecord) error {
+	for _, hook := range r.AfterLoad {
+		if err := hook(ctx, w, rec); err != nil {
+			return fmt.Errorf("after loading window %s: %w", w, err)
+		}
+	}
+	return nil
+}
+
 func (r *Runner) save(ctx context.Context, rec *chstore.WindowRecord) error {
 	rec.Account = r.Cfg.Account
 	// The ledger write must land even when a stop was requested, or the state is lost.
@@ -365,6 +389,9 @@ func (r *Runner) save(ctx context.Context, rec *chstore.WindowRecord) error {
 	defer cancel()
 	if err := r.Store.SaveWindow(sctx, *rec); err != nil {
 		return fmt.Errorf("record window %s state %s: %w", Window{rec.Start, rec.End}, rec.State, err)
+	}
+	if r.OnSave != nil {
+		r.OnSave(*rec)
 	}
 	return nil
 }

@@ -72,7 +72,7 @@ type Options struct {
 	Sources        []string      // default all eight
 	Window         time.Duration // default 6h
 	Overlap        time.Duration
-	Concurrency    int           // default 2
+	Concurrency    int // default 2
 	SimConfig      func(*sim.Config)
 	Config         func(*config.Config) // last word on the config before the runner is built
 }
