@@ -52,9 +52,10 @@ clickhouse-up: ## make sure ClickHouse answers at CLICKHOUSE_ADDR: install and s
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null; fi; \
 	mkdir -p $(CH_DIR)/tmp; \
 	echo "starting a private ClickHouse on $(CLICKHOUSE_ADDR), data in $(CH_DIR)"; \
-	cd $(CH_DIR) && setsid clickhouse-server --config-file=/etc/clickhouse-server/config.xml --pidfile=$(CH_DIR)/clickhouse.pid -- \
+	cd $(CH_DIR) && clickhouse-server --daemon --config-file=/etc/clickhouse-server/config.xml --pidfile=$(CH_DIR)/clickhouse.pid -- \
 	  --path=$(CH_DIR)/ --tmp_path=$(CH_DIR)/tmp/ --logger.log=$(CH_DIR)/log --logger.errorlog=$(CH_DIR)/err \
-	  --listen_host=$(CH_HOST) --tcp_port=$(CH_PORT) --http_port=$(CH_HTTP_PORT) --interserver_http_port=$(CH_INTERSERVER_PORT) >/dev/null 2>&1 < /dev/null & \
+	  --listen_host=$(CH_HOST) --tcp_port=$(CH_PORT) --http_port=$(CH_HTTP_PORT) --interserver_http_port=$(CH_INTERSERVER_PORT) \
+	  >/dev/null 2>&1 </dev/null; \
 	for i in $$(seq 1 60); do \
 	  if clickhouse-client --host $(CH_HOST) --port $(CH_PORT) --query 'SELECT 1' >/dev/null 2>&1; then \
 	    echo "ClickHouse is up (stop it with: make clickhouse-down)"; exit 0; fi; sleep 1; done; \
@@ -74,6 +75,23 @@ cluster-down: ## stop the local cluster (data kept in .local/cluster)
 
 cluster-smoke: cluster-up ## check ON CLUSTER DDL, sharding and replication on the local cluster
 	configs/cluster/cluster.sh smoke $(CLUSTER_DIR)
+
+BENCH_BI_DAYS ?= 30
+BENCH_BI_PER_DAY ?= 300000
+
+.PHONY: bench-bi
+bench-bi: clickhouse-up ## load 30 days x 300k simulated responses through the product, time every dashboard query
+	set -o pipefail; BENCH_BI=1 BENCH_BI_DAYS=$(BENCH_BI_DAYS) BENCH_BI_PER_DAY=$(BENCH_BI_PER_DAY) CLICKHOUSE_REQUIRED=1 \
+	  go test -count=1 -v -timeout 2h -run '^TestBenchBI$$' ./configs/grafana | grep -E '^(bench-bi|---|FAIL|ok|\s+bench_test)'
+
+CHAOS_DIR ?= $(CURDIR)/.local/chaos
+
+.PHONY: chaos
+chaos: build ## SIGKILL the ETL 30+ times mid-backfill, drop FTP, kill a private ClickHouse (port 9400); compare (SEED=n replays)
+	@command -v clickhouse-server >/dev/null 2>&1 || { echo "installing Debian's clickhouse-server (apt-get)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null; }
+	go build -o bin/emarsys-chaos ./cmd/emarsys-chaos
+	./bin/emarsys-chaos --etl ./bin/emarsys-etl --workdir $(CHAOS_DIR) $(if $(SEED),--seed $(SEED))
 
 clean: ## remove build output (not the private ClickHouse data)
 	rm -rf bin
