@@ -79,7 +79,11 @@ cluster-smoke: cluster-up ## check ON CLUSTER DDL, sharding and replication on t
 BENCH_BI_DAYS ?= 30
 BENCH_BI_PER_DAY ?= 300000
 
-.PHONY: bench-bi
+.PHONY: bench-bi e2e-browser
+e2e-browser: clickhouse-up ## the built-in dashboard page in headless Chromium (apt-get installs chromium if missing)
+	@command -v chromium >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+	E2E_BROWSER=1 CLICKHOUSE_REQUIRED=1 go test -count=1 -v -run '^TestBrowser$$' ./pipeline/dashboard
+
 bench-bi: clickhouse-up ## load 30 days x 300k simulated responses through the product, time every dashboard query
 	set -o pipefail; BENCH_BI=1 BENCH_BI_DAYS=$(BENCH_BI_DAYS) BENCH_BI_PER_DAY=$(BENCH_BI_PER_DAY) CLICKHOUSE_REQUIRED=1 \
 	  go test -count=1 -v -timeout 2h -run '^TestBenchBI$$' ./configs/grafana | grep -E '^(bench-bi|---|FAIL|ok|\s+bench_test)'

@@ -43,7 +43,10 @@ func (r *Runner) Daemon(ctx context.Context) error {
 	r.Log.Info("daemon started", "account", r.Cfg.Account, "schedule", r.Cfg.Schedule.Cron,
 		"window", r.Cfg.Schedule.Window.String(), "lag", r.Cfg.Schedule.Lag.String(), "overlap", r.Cfg.Schedule.Overlap.String())
 	c.Start()
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-r.Stop: // graceful stop: no new tick; the running one finishes under ctx
+	}
 	<-c.Stop().Done()
 	wg.Wait()
 	r.Log.Info("daemon stopped", "account", r.Cfg.Account)

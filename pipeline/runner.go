@@ -16,6 +16,7 @@ import (
 	"github.com/emarsys-etl/emarsys-etl/pipeline/csvrows"
 	"github.com/emarsys-etl/emarsys-etl/pipeline/emarsys"
 	"github.com/emarsys-etl/emarsys-etl/pipeline/fetch"
+	"github.com/emarsys-etl/emarsys-etl/pipeline/notify"
 )
 
 // States of a window in the ledger, in the order a window passes them.
@@ -61,6 +62,12 @@ type Runner struct {
 	// it is marked loaded (aggregates); an error retries the window, which is
 	// harmless: the load itself is idempotent.
 	AfterLoad []func(ctx context.Context, w Window, rec chstore.WindowRecord) error
+	// Stop, when closed, keeps RunAll from starting more windows while the
+	// running ones go on under their own context (graceful stop, see Graceful).
+	Stop <-chan struct{}
+	// Notify, when set with notify.public_url, gives each export request a
+	// notification_url whose call wakes the waiting window.
+	Notify *notify.Registry
 }
 
 // Result is the outcome of one window.
@@ -98,7 +105,7 @@ func (r *Runner) ExportRequest(w Window) emarsys.ExportRequest {
 		header = 1
 	}
 	req := emarsys.ExportRequest{
-		DistributionMethod:  "ftp",
+		DistributionMethod:  e.DistributionMethod,
 		TimeRange:           LocalRange(w, r.Cfg.Loc),
 		ContactFields:       e.ContactFields,
 		Sources:             e.Sources,
@@ -113,6 +120,9 @@ func (r *Runner) ExportRequest(w Window) emarsys.ExportRequest {
 			Password: r.Cfg.FTP.Password,
 			Folder:   r.Cfg.FTP.Folder,
 		},
+	}
+	if e.DistributionMethod == "local" {
+		req.FTPSettings = nil
 	}
 	if e.EmailID > 0 {
 		id := e.EmailID
@@ -188,6 +198,15 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 		}
 	}
 
+	// The notification_url of the current request (none after a restart in
+	// state requested: polling alone finishes that wait).
+	var wake <-chan struct{}
+	release := func() {}
+	defer func() { release() }()
+	adopted := false
+	var conflictSince time.Time
+	conflicts := 0
+
 	for {
 		if err := ctx.Err(); err != nil {
 			// Stopping: the ledger already says where to resume.
@@ -195,7 +214,48 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 		}
 		switch rec.State {
 		case StatePlanned:
-			id, err := r.API.StartResponsesExport(ctx, r.ExportRequest(w))
+			req := r.ExportRequest(w)
+			release()
+			wake, release = nil, func() {}
+			if r.Notify != nil && r.Cfg.Notify.PublicURL != "" {
+				var token string
+				token, wake, release = r.Notify.Register(w.String())
+				if token != "" {
+					req.NotificationURL = notify.URL(r.Cfg.Notify.PublicURL, token)
+				}
+			}
+			id, err := r.API.StartResponsesExport(ctx, req)
+			if errors.Is(err, emarsys.ErrAlreadyRunning) {
+				// Never start a duplicate. If the ledger knows an export of this
+				// window, it is most likely the running one: wait for that.
+				if rec.ExportID != 0 && !adopted {
+					adopted = true
+					log.Info("an export with the same settings is running: picking up the one the ledger knows", "export_id", rec.ExportID)
+					rec.State = StateRequested
+					if err := r.save(ctx, &rec); err != nil {
+						return result(rec, err)
+					}
+					continue
+				}
+				// Else wait for the twin to end, then ask again; bounded by export_timeout.
+				if conflictSince.IsZero() {
+					conflictSince = time.Now()
+				}
+				if time.Since(conflictSince) > r.Cfg.Emarsys.ExportTimeout {
+					return fail(fmt.Errorf("start export for %s: %w; still so after %s (emarsys.export_timeout): find and cancel the twin export in Emarsys or wait for it",
+						w, err, r.Cfg.Emarsys.ExportTimeout))
+				}
+				d := min(r.Cfg.Emarsys.PollInitial<<min(conflicts, 20), r.Cfg.Emarsys.PollMax)
+				d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+				conflicts++
+				log.Warn("an export with the same settings is running (replyCode 4001): waiting before asking again", "wait", d)
+				select {
+				case <-ctx.Done():
+					return result(rec, fmt.Errorf("start export for %s: %w", w, ctx.Err()))
+				case <-time.After(d):
+				}
+				continue
+			}
 			if err != nil {
 				err = fmt.Errorf("start export for %s: %w", w, err)
 				if ctx.Err() != nil || !retry(err) {
@@ -217,7 +277,10 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 				Max:        r.Cfg.Emarsys.PollMax,
 				Deadline:   r.Cfg.Emarsys.ExportTimeout,
 				StuckAfter: r.Cfg.Emarsys.StuckAfter,
+				Wake:       wake,
 			})
+			release()
+			wake, release = nil, func() {}
 			if err != nil {
 				err = fmt.Errorf("wait for export %d of %s: %w", rec.ExportID, w, err)
 				if ctx.Err() != nil {
@@ -231,6 +294,10 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 					return fail(err)
 				}
 				continue
+			}
+			if st.FileName == "" && r.Cfg.Export.DistributionMethod == "local" {
+				// A local export is read by id; the name only labels it.
+				st.FileName = fmt.Sprintf("export_%d.csv", rec.ExportID)
 			}
 			if err := fetch.ValidateFileName(st.FileName); err != nil {
 				return fail(fmt.Errorf("export %d of %s: file name from the API: %w", rec.ExportID, w, err))
@@ -248,6 +315,10 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 			if err != nil {
 				if ctx.Err() != nil {
 					return result(rec, err)
+				}
+				if errors.Is(err, emarsys.ErrExportGone) {
+					// The vendor no longer holds the file: only a new export helps.
+					rec.State = StatePlanned
 				}
 				var perm errPermanent
 				if errors.As(err, &perm) || !retry(err) {
@@ -303,7 +374,13 @@ func result(rec chstore.WindowRecord, err error) Result {
 // load streams the export file through the parser into a staged load, then commits it.
 func (r *Runner) load(ctx context.Context, log *slog.Logger, rec *chstore.WindowRecord, w Window) (csvrows.Stats, uint64, error) {
 	var st csvrows.Stats
-	f, err := r.Source.Open(ctx, rec.FileName)
+	var f io.ReadCloser
+	var err error
+	if es, ok := r.Source.(ExportSource); ok {
+		f, err = es.OpenExport(ctx, rec.ExportID, rec.FileName)
+	} else {
+		f, err = r.Source.Open(ctx, rec.FileName)
+	}
 	if err != nil {
 		return st, 0, fmt.Errorf("fetch %s for export %d of %s: %w", rec.FileName, rec.ExportID, w, err)
 	}
@@ -330,6 +407,8 @@ func (r *Runner) load(ctx context.Context, log *slog.Logger, rec *chstore.Window
 		Delimiter: rune(r.Cfg.Export.Delimiter[0]),
 		Header:    *r.Cfg.Export.Header,
 		Loc:       r.Cfg.Loc,
+		// Settles readings of the autumn's repeated hour (csvrows doc).
+		ExportRange: exportRange(w, r.Cfg.Loc),
 	}, ld.Append, func(rj csvrows.Reject) error {
 		log.Warn("row rejected", "export_id", rec.ExportID, "line", rj.Line, "reason", rj.Reason)
 		return ld.Reject(rj)
@@ -403,9 +482,18 @@ func (r *Runner) RunAll(ctx context.Context, ws []Window, n int) []Result {
 	var wg sync.WaitGroup
 	for i, w := range ws {
 		select {
+		case <-r.Stop:
+			out[i] = Result{Window: w, State: StatePlanned, Err: errors.New("not started: stopping")}
+			continue
+		default:
+		}
+		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 			out[i] = Result{Window: w, State: StatePlanned, Err: ctx.Err()}
+			continue
+		case <-r.Stop:
+			out[i] = Result{Window: w, State: StatePlanned, Err: errors.New("not started: stopping")}
 			continue
 		}
 		wg.Add(1)
@@ -435,6 +523,11 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) ([]Result, error) {
 	var done, resume []Window
 	var base time.Time
 	for _, rec := range recs {
+		if rec.Manual {
+			// A file loaded by hand (--load-file) may hold only part of its
+			// span (one campaign, some sources): it never counts as covered.
+			continue
+		}
 		w := Window{rec.Start, rec.End}
 		if base.IsZero() || w.Start.Before(base) {
 			base = w.Start

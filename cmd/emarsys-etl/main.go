@@ -8,22 +8,24 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+	_ "time/tzdata" // account time zones must resolve even in a scratch container
 
 	chstore "github.com/emarsys-etl/emarsys-etl/loaders/clickhouse"
 	"github.com/emarsys-etl/emarsys-etl/pipeline"
 	"github.com/emarsys-etl/emarsys-etl/pipeline/config"
-	"github.com/emarsys-etl/emarsys-etl/pipeline/emarsys"
-	"github.com/emarsys-etl/emarsys-etl/pipeline/fetch"
+	"github.com/emarsys-etl/emarsys-etl/pipeline/dashboard"
+	"github.com/emarsys-etl/emarsys-etl/pipeline/notify"
 )
 
 // Set at build time by the Makefile (-ldflags -X).
@@ -38,6 +40,7 @@ const (
 	exitFailed  = 1 // some window did not load
 	exitUsage   = 2 // bad flags or config
 	exitStartup = 3 // could not reach ClickHouse or apply migrations
+	exitBusy    = 4 // another instance holds the account's lease
 )
 
 func main() {
@@ -55,6 +58,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dryRun := fs.Bool("dry-run", false, "with --backfill: print the windows and export requests, call nothing")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	status := fs.Bool("status", false, "print the ledger: windows per day, gaps, lag, last errors; exit 1 on a gap or failed window")
+	asJSON := fs.Bool("json", false, "with --status: print JSON")
+	checkConfig := fs.Bool("check-config", false, "check credentials, FTP folder and ClickHouse for real; exit 1 if any check fails")
+	manual := addLoadFileFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -78,6 +85,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "emarsys-etl: --dry-run needs --backfill")
 		return exitUsage
 	}
+	if *asJSON && !*status {
+		fmt.Fprintln(stderr, "emarsys-etl: --json needs --status")
+		return exitUsage
+	}
+	if (*status || *checkConfig) && (*backfill || *once) || *status && *checkConfig {
+		fmt.Fprintln(stderr, "emarsys-etl: --status and --check-config run alone")
+		return exitUsage
+	}
+	if msg := manual.check(*backfill || *once || *status || *checkConfig || *dryRun); msg != "" {
+		fmt.Fprintln(stderr, "emarsys-etl: "+msg)
+		return exitUsage
+	}
 
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
@@ -85,6 +104,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := newLogger(stderr, *logLevel, cfg.Secrets())
+	if *status {
+		// Ledger errors are scrubbed when stored; scrub again on the way out.
+		return runStatus(cfg, *asJSON, &scrubWriter{w: stdout, secrets: cfg.Secrets()}, stderr)
+	}
+	if *checkConfig {
+		return runCheckConfig(cfg, &scrubWriter{w: stdout, secrets: cfg.Secrets()})
+	}
 
 	var start, end time.Time
 	if *backfill {
@@ -125,42 +151,73 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitStartup
 	}
 
-	api, err := emarsys.New(emarsys.Config{
-		BaseURL:    cfg.Emarsys.BaseURL,
-		User:       cfg.Emarsys.User,
-		Secret:     cfg.Emarsys.Secret,
-		HTTPClient: &http.Client{Timeout: cfg.Emarsys.RequestTimout},
-		Logger:     log,
-	})
+	// The HTTP listener: /metrics, /healthz, /readyz. Mount further handlers
+	// with opsSrv.Handle (before or after startOps).
+	opsSrv, metrics := newOps(cfg, store, log)
+	// The built-in BI page at / and its JSON under /api/bi/, for users without Grafana.
+	dashboard.Mount(opsSrv, store, cfg.Account, time.Now)
+
+	// One client, so one token cache and one rate limiter, for the account.
+	api, err := pipeline.NewAPIClient(cfg, apiClient(cfg, metrics), log, nil)
 	if err != nil {
 		log.Error("Emarsys client", "err", err)
 		return exitUsage
 	}
-	src := pipeline.FTPSource{
-		Cfg: fetch.FTPConfig{Host: cfg.FTP.Host, Port: cfg.FTP.Port, User: cfg.FTP.User,
-			Password: cfg.FTP.Password, Folder: cfg.FTP.Folder, Timeout: cfg.FTP.Timeout},
-		AfterLoad: fetch.AfterLoad(cfg.FTP.AfterLoad),
-		Archive:   cfg.FTP.ArchiveFolder,
-	}
-	runner, err := pipeline.NewRunner(cfg, api, src, store, log)
+	runner, err := pipeline.NewRunner(cfg, api, pipeline.NewSource(cfg, api), store, log)
 	if err != nil {
 		log.Error("build runner", "err", err)
 		return exitUsage
 	}
+	if cfg.Notify.PublicURL != "" {
+		// The vendor's notification_url calls land on the same listener.
+		runner.Notify = notify.NewRegistry(log)
+		opsSrv.Handle(notify.PathPrefix, runner.Notify.Handler())
+	}
+	metrics.Instrument(runner)
+	stopOps, ok := startOps(opsSrv, cfg, runner, !*backfill && !*once && *manual.path == "", log)
+	if !ok {
+		return exitStartup
+	}
+	defer stopOps()
+	// BI aggregates are recomputed for the days each loaded window touches.
+	runner.AfterLoad = append(runner.AfterLoad, pipeline.RefreshAggregates(store, cfg.Account))
+	// A signal stops new windows at once; running ones get schedule.grace
+	// to finish, then are cancelled where the ledger can resume them.
+	graceCtx, cancelRun := pipeline.Graceful(ctx, cfg.Schedule.Grace)
+	defer cancelRun()
+	runner.Stop = ctx.Done()
+	// One instance per account and database: a second one refuses to run.
+	runCtx, lease, err := runner.HoldLease(graceCtx, "", pipeline.DefaultLeaseTTL)
+	if err != nil {
+		log.Error("not starting", "account", cfg.Account, "err", err)
+		fmt.Fprintf(stderr, "emarsys-etl: %v\n", err)
+		var held *chstore.LeaseHeldError
+		if errors.As(err, &held) {
+			return exitBusy
+		}
+		return exitStartup
+	}
+	defer func() {
+		if err := lease.Release(context.Background()); err != nil {
+			log.Warn("release lease (it expires by itself)", "err", err)
+		}
+	}()
 
 	switch {
+	case *manual.path != "":
+		return runLoadFile(runCtx, runner, manual, stdout, log)
 	case *backfill:
 		ws := pipeline.Split(start, end, cfg.Schedule.Window)
 		p := newProgress(stdout, len(ws))
 		runner.OnWindow = p.window
 		fmt.Fprintf(stdout, "backfill %s: %s to %s in %d windows of %s (ClickHouse %s)\n",
 			cfg.Account, start.Format(time.RFC3339), end.Format(time.RFC3339), len(ws), cfg.Schedule.Window, store.ServerVersion())
-		res := runner.RunAll(ctx, ws, cfg.Schedule.Concurrency)
+		res := runner.RunAll(runCtx, ws, cfg.Schedule.Concurrency)
 		return summarize(ctx, stdout, store, cfg, start, end, res)
 	case *once:
 		p := newProgress(stdout, 0)
 		runner.OnWindow = p.window
-		res, err := runner.Tick(ctx, time.Now())
+		res, err := runner.Tick(runCtx, time.Now())
 		if err != nil {
 			log.Error("tick", "err", err)
 			return exitFailed
@@ -171,7 +228,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return summarize(ctx, stdout, store, cfg, res[0].Window.Start, res[len(res)-1].Window.End, res)
 	default:
-		if err := runner.Daemon(ctx); err != nil {
+		if err := runner.Daemon(runCtx); err != nil {
 			log.Error("daemon", "err", err)
 			return exitFailed
 		}
@@ -228,16 +285,30 @@ func summarize(ctx context.Context, w io.Writer, store *chstore.Store, cfg *conf
 }
 
 type progress struct {
+	mu    sync.Mutex // windows finish concurrently
 	w     io.Writer
 	total int
 	n     int
+	bar   *progressBar // on a terminal; nil: plain lines
 }
 
-func newProgress(w io.Writer, total int) *progress { return &progress{w: w, total: total} }
+func newProgress(w io.Writer, total int) *progress {
+	p := &progress{w: w, total: total}
+	if total > 0 && isTerminal(w) {
+		p.bar = newProgressBar(w, total, time.Now)
+	}
+	return p
+}
 
-// window prints one plain line per finished window.
+// window prints one plain line per finished window, or redraws the bar.
 func (p *progress) window(r pipeline.Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.n++
+	if p.bar != nil {
+		p.bar.window(r)
+		return
+	}
 	of := ""
 	if p.total > 0 {
 		of = fmt.Sprintf("/%d", p.total)

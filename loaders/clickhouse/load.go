@@ -50,8 +50,10 @@ type Load struct {
 	utf8        []uint8
 	sources     []int8
 	sourceIdx   int
-	rows        int    // rows in the buffers
-	appended    uint64 // rows sent to the stage
+	rows        int          // rows in the buffers
+	appended    uint64       // rows sent to the stage
+	spare       *blockBuf    // the second block buffer, filled while the first is sent
+	stream      *stageStream // the stage's INSERT, started by the first block
 
 	rejLine          []uint32
 	rejRaw, rejWhy   []string
@@ -122,12 +124,13 @@ func (s *Store) BeginLoad(ctx context.Context, spec LoadSpec) (*Load, error) {
 		actual[c.name] = c.typ
 	}
 
-	l := &Load{s: s, ctx: ctx, spec: spec, sourceIdx: idx["source"]}
+	l := &Load{s: s, ctx: ctx, spec: spec, sourceIdx: idx["source"], spare: &blockBuf{}}
 	name := stageName(spec)
 	l.stage, l.rejects, l.fresh = s.table(name), s.table(name+"_rej"), s.table(name+"_new")
 
 	n := s.batch
 	l.lines, l.utf8, l.sources = make([]uint32, 0, n), make([]uint8, 0, n), make([]int8, 0, n)
+	l.spare.lines, l.spare.utf8, l.spare.sources = make([]uint32, 0, n), make([]uint8, 0, n), make([]int8, 0, n)
 	ddl := []string{"`_line` UInt32", "`_invalid_utf8` UInt8", "`_source_code` Int8"}
 	names := []string{"`_line`", "`_invalid_utf8`", "`_source_code`"}
 	for _, f := range spec.Plan.Fields {
@@ -145,6 +148,11 @@ func (s *Store) BeginLoad(ctx context.Context, spec LoadSpec) (*Load, error) {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		l.encs = append(l.encs, enc)
+		spare, err := newEncoder(f, typ, n)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		l.spare.encs = append(l.spare.encs, spare)
 		ddl = append(ddl, quoteIdent(f.Column)+" "+normType(typ))
 		names = append(names, quoteIdent(f.Column))
 	}
@@ -275,23 +283,44 @@ func (l *Load) Reject(rj csvrows.Reject) error {
 	return nil
 }
 
+// flushRows hands the filled block to the stage stream and continues with
+// the other buffer; the block is sent while the next one fills.
 func (l *Load) flushRows() error {
 	if l.rows == 0 {
 		return nil
 	}
-	cols := make([]any, 0, len(l.encs)+3)
-	cols = append(cols, l.lines, l.utf8, l.sources)
-	for _, e := range l.encs {
-		cols = append(cols, e.column())
+	fail := func(err error) error {
+		l.err = l.s.scrub(fmt.Errorf("load %s %s: stage rows: %w", l.spec.Account, l.spec.WindowStart.UTC().Format(time.RFC3339), err))
+		return l.err
 	}
-	if err := l.send(l.insertStage, cols, fmt.Sprintf("stage %d rows", l.rows)); err != nil {
-		return err
+	if l.stream == nil {
+		st, err := startStageStream(l.ctx, l.s, l.insertStage, l.spare)
+		if err != nil {
+			return fail(err)
+		}
+		l.stream, l.spare = st, nil
 	}
-	l.appended += uint64(l.rows)
-	l.rows = 0
-	l.lines, l.utf8, l.sources = l.lines[:0], l.utf8[:0], l.sources[:0]
-	for _, e := range l.encs {
-		e.reset()
+	n := l.rows
+	next, err := l.stream.ship(&blockBuf{encs: l.encs, lines: l.lines, utf8: l.utf8, sources: l.sources, rows: n})
+	if err != nil {
+		return fail(err)
+	}
+	l.encs, l.lines, l.utf8, l.sources, l.rows = next.encs, next.lines, next.utf8, next.sources, 0
+	l.appended += uint64(n)
+	return nil
+}
+
+// endStream ends the stage's INSERT: keep waits for the server to confirm
+// every block, otherwise the INSERT is abandoned.
+func (l *Load) endStream(keep bool) error {
+	if l.stream == nil {
+		return nil
+	}
+	st := l.stream
+	l.stream = nil
+	if err := st.finish(keep); err != nil && keep {
+		l.err = l.s.scrub(fmt.Errorf("load %s %s: stage rows: %w", l.spec.Account, l.spec.WindowStart.UTC().Format(time.RFC3339), err))
+		return l.err
 	}
 	return nil
 }
@@ -349,6 +378,9 @@ func (l *Load) Commit(ctx context.Context) (rowsNew uint64, err error) {
 	if err := l.flushRows(); err != nil {
 		return 0, err
 	}
+	if err := l.endStream(true); err != nil {
+		return 0, err
+	}
 	if err := l.flushRejects(); err != nil {
 		return 0, err
 	}
@@ -372,37 +404,32 @@ func (l *Load) Commit(ctx context.Context) (rowsNew uint64, err error) {
 		return 0, fmt.Errorf("%s: staging holds %d rejects but %d were sent: load the window again", what, stagedRejects, l.rejectsAppended)
 	}
 
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	loadedAt := dateTimeLit(time.Now())
 	if staged > 0 {
-		// Step 1: the rows email_responses lacks, deduplicated within the
-		// file, into a table of the final shape. Existing keys are looked up
-		// only in the stage's time range, which partition and primary-key
-		// pruning keep cheap. Counting this table gives rows_new exactly,
-		// which an INSERT SELECT alone does not report on 18.16.
-		if err := s.exec(ctx, what+": drop old new-rows table", "DROP TABLE IF EXISTS "+l.fresh); err != nil {
-			return 0, err
-		}
-		if err := s.exec(ctx, what+": create new-rows table", "CREATE TABLE "+l.fresh+" AS "+s.table(factTable)+" ENGINE = Log"); err != nil {
-			return 0, err
-		}
+		// The rows email_responses lacks, deduplicated within the file, go
+		// straight from the stage in one INSERT SELECT. Existing keys are
+		// looked up only in the stage's time range, which partition and
+		// primary-key pruning keep cheap. rows_new, which an INSERT SELECT
+		// does not report on 18.16, is counted first by the same anti-join
+		// over the key columns alone: with one loader per account nothing
+		// changes the answer in between, and reading keys costs far less
+		// than writing and re-reading a copy of the new rows.
 		targets := append(append([]string{}, l.plan.targets...), "`loaded_at`")
 		exprs := append(append([]string{}, l.plan.exprs...), loadedAt)
 		existing := fmt.Sprintf("SELECT response_key FROM %s WHERE account = %s AND event_date BETWEEN %s AND %s AND event_time BETWEEN %s AND %s",
 			s.table(factTable), quoteString(l.spec.Account), dateLit(min), dateLit(max), dateTimeLit(min), dateTimeLit(max))
-		pick := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM (SELECT *, %s AS `_key` FROM %s) WHERE `_key` NOT IN (%s) LIMIT 1 BY `_key`",
-			l.fresh, strings.Join(targets, ", "), strings.Join(exprs, ", "), l.plan.key, l.stage, existing)
-		if err := s.exec(ctx, what+": select new rows", pick); err != nil {
-			return 0, err
-		}
-		if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+l.fresh).Scan(&rowsNew); err != nil {
+		count := fmt.Sprintf("SELECT uniqExact(`_key`) FROM (SELECT %s AS `_key` FROM %s) WHERE `_key` NOT IN (%s)", l.plan.key, l.stage, existing)
+		if err := s.conn.QueryRow(ctx, count).Scan(&rowsNew); err != nil {
 			return 0, s.scrub(fmt.Errorf("%s: count new rows: %w", what, err))
 		}
-		// Step 2: one INSERT SELECT into the fact table. If it is cut short,
-		// running the window again finds the rows that made it in step 1's
-		// anti-join and adds only the rest.
+		// If this insert is cut short, running the window again finds the
+		// rows that made it and adds only the rest.
 		if rowsNew > 0 {
-			cols := strings.Join(targets, ", ")
-			if err := s.exec(ctx, what+": insert new rows", fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s", s.table(factTable), cols, cols, l.fresh)); err != nil {
+			pick := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM (SELECT *, %s AS `_key` FROM %s) WHERE `_key` NOT IN (%s) LIMIT 1 BY `_key`",
+				s.table(factTable), strings.Join(targets, ", "), strings.Join(exprs, ", "), l.plan.key, l.stage, existing)
+			if err := s.exec(ctx, what+": insert new rows", pick); err != nil {
 				return 0, err
 			}
 		}
@@ -434,6 +461,7 @@ func (l *Load) Abort(ctx context.Context) error {
 		return nil
 	}
 	l.done = true
+	l.endStream(false)
 	return l.drop(ctx, fmt.Sprintf("abort load of %s %s..%s", l.spec.Account, l.spec.WindowStart.UTC().Format(time.RFC3339), l.spec.WindowEnd.UTC().Format(time.RFC3339)))
 }
 

@@ -57,7 +57,10 @@ func (s *Store) Migrate(ctx context.Context, contact []schema.Field) error {
 			return err
 		}
 	}
-	return s.EnsureContactColumns(ctx, contact)
+	if err := s.EnsureContactColumns(ctx, contact); err != nil {
+		return err
+	}
+	return s.ensureContactsView(ctx) // its columns follow the contact columns
 }
 
 // recordMigration notes m as applied. It goes through a batch: over the

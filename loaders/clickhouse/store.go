@@ -46,6 +46,12 @@ type Store struct {
 	// per Store even when the wall clock steps back or two saves share a ns.
 	mu          sync.Mutex
 	lastVersion uint64
+
+	// commitMu makes commits of one Store take turns: two overlapping
+	// windows committing at once could both find the same rows missing
+	// (the anti-join is not atomic with the insert). Across processes the
+	// account lease (lease.go) gives the same guarantee.
+	commitMu sync.Mutex
 }
 
 // Open connects (native protocol, LZ4), pings and reads the server version.

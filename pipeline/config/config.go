@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"sort"
@@ -30,6 +31,8 @@ type Config struct {
 	FTP        FTP        `yaml:"ftp"`
 	ClickHouse ClickHouse `yaml:"clickhouse"`
 	Schedule   Schedule   `yaml:"schedule"`
+	HTTP       HTTP       `yaml:"http"`
+	Notify     Notify     `yaml:"notify"`
 
 	// Loc is TimeZone loaded; set by Validate.
 	Loc *time.Location `yaml:"-"`
@@ -37,9 +40,16 @@ type Config struct {
 
 // Emarsys is the API account.
 type Emarsys struct {
-	BaseURL       string        `yaml:"base_url"`
-	User          string        `yaml:"user"`
-	Secret        string        `yaml:"secret"`
+	BaseURL string `yaml:"base_url"`
+	// Auth is oauth2 (default; v3 paths) or wsse (v2 paths): base_url's
+	// /api/v2/ or /api/v3/ is made to match it.
+	Auth string `yaml:"auth"`
+	// TokenURL is the OAuth 2.0 token endpoint; default the vendor's for
+	// api.emarsys.net, else /oauth2/token on base_url's host.
+	TokenURL      string        `yaml:"token_url"`
+	User          string        `yaml:"user"`      // WSSE user or OAuth client id
+	Secret        string        `yaml:"secret"`    // WSSE secret or OAuth client secret
+	PageRows      int           `yaml:"page_rows"` // rows per GET export/{id}/data page (local)
 	RequestTimout time.Duration `yaml:"request_timeout"`
 	PollInitial   time.Duration `yaml:"poll_initial"`
 	PollMax       time.Duration `yaml:"poll_max"`
@@ -56,16 +66,19 @@ type CustomField struct {
 
 // Export is the export request sent for every window.
 type Export struct {
-	ContactFields  []int               `yaml:"contact_fields"`
-	AnalysisFields []int               `yaml:"analysis_fields"`
-	Sources        []string            `yaml:"sources"`
-	Delimiter      string              `yaml:"delimiter"`
-	Language       string              `yaml:"language"`
-	Header         *bool               `yaml:"header"`
-	EmailID        int64               `yaml:"email_id"`
-	ContactList    int64               `yaml:"contactlist"`
-	CustomFields   map[int]CustomField `yaml:"custom_fields"`
-	MaxRejectShare float64             `yaml:"max_reject_share"`
+	// DistributionMethod is ftp (default: the vendor uploads to ftp.*) or
+	// local (the file is downloaded from the API).
+	DistributionMethod string              `yaml:"distribution_method"`
+	ContactFields      []int               `yaml:"contact_fields"`
+	AnalysisFields     []int               `yaml:"analysis_fields"`
+	Sources            []string            `yaml:"sources"`
+	Delimiter          string              `yaml:"delimiter"`
+	Language           string              `yaml:"language"`
+	Header             *bool               `yaml:"header"`
+	EmailID            int64               `yaml:"email_id"`
+	ContactList        int64               `yaml:"contactlist"`
+	CustomFields       map[int]CustomField `yaml:"custom_fields"`
+	MaxRejectShare     float64             `yaml:"max_reject_share"`
 }
 
 // FTP is the server Emarsys delivers to and the ETL reads from.
@@ -93,6 +106,32 @@ type ClickHouse struct {
 	BatchRows int    `yaml:"batch_rows"`
 }
 
+// Notify is the notification_url receiver, served on http.listen.
+type Notify struct {
+	// PublicURL is the base URL at which Emarsys reaches http.listen (e.g.
+	// https://etl.example.com); empty: no notification_url, polling only.
+	PublicURL string `yaml:"public_url"`
+}
+
+// DefaultListen is where the daemon serves /metrics, /healthz and /readyz
+// unless http.listen says otherwise.
+const DefaultListen = "127.0.0.1:8790"
+
+// HTTP is the daemon's listener (metrics, health, mounted handlers).
+type HTTP struct {
+	// Listen is host:port; nil (key absent) means DefaultListen, "" disables
+	// the listener: a pointer tells the two apart.
+	Listen *string `yaml:"listen"`
+}
+
+// Addr is the address to listen on, "" when the listener is disabled.
+func (h HTTP) Addr() string {
+	if h.Listen == nil {
+		return DefaultListen
+	}
+	return *h.Listen
+}
+
 // Schedule says when and in which windows exports run.
 type Schedule struct {
 	Cron        string        `yaml:"cron"`
@@ -102,6 +141,9 @@ type Schedule struct {
 	Start       string        `yaml:"start"` // first instant the daemon loads when the ledger is empty (RFC 3339 or YYYY-MM-DD, UTC)
 	Concurrency int           `yaml:"concurrency"`
 	Attempts    int           `yaml:"attempts"`
+	// Grace is how long running windows may go on after SIGTERM/SIGINT
+	// before they are cancelled (no new window starts once a stop is asked).
+	Grace time.Duration `yaml:"grace"`
 
 	StartTime time.Time `yaml:"-"`
 }
@@ -206,7 +248,15 @@ func (c *Config) applyDefaults() {
 	}
 	def(&c.Account, "default")
 	def(&c.TimeZone, "Europe/Vienna")
-	def(&c.Emarsys.BaseURL, "https://api.emarsys.net/api/v2/")
+	def(&c.Emarsys.Auth, "oauth2")
+	if c.Emarsys.Auth == "wsse" {
+		def(&c.Emarsys.BaseURL, "https://api.emarsys.net/api/v2/")
+	}
+	def(&c.Emarsys.BaseURL, "https://api.emarsys.net/api/v3/")
+	if c.Emarsys.PageRows == 0 {
+		c.Emarsys.PageRows = 1_000_000
+	}
+	def(&c.Export.DistributionMethod, "ftp")
 	defDur(&c.Emarsys.RequestTimout, 60*time.Second)
 	defDur(&c.Emarsys.PollInitial, 5*time.Second)
 	defDur(&c.Emarsys.PollMax, 2*time.Minute)
@@ -231,6 +281,7 @@ func (c *Config) applyDefaults() {
 		c.FTP.Port = 21
 	}
 	defDur(&c.FTP.Timeout, 30*time.Second)
+	defDur(&c.Schedule.Grace, 30*time.Second)
 	def(&c.FTP.AfterLoad, "archive")
 	def(&c.FTP.ArchiveFolder, "archive")
 	def(&c.FTP.DeliverHost, c.FTP.Host)
@@ -276,6 +327,34 @@ func (c *Config) Validate() error {
 		bad("emarsys.base_url", "must be an http(s) URL, got %q", c.Emarsys.BaseURL)
 	} else if !strings.HasSuffix(c.Emarsys.BaseURL, "/") {
 		c.Emarsys.BaseURL += "/"
+	}
+	switch c.Emarsys.Auth {
+	case "oauth2", "wsse":
+		c.Emarsys.BaseURL = matchAPIVersion(c.Emarsys.BaseURL, c.Emarsys.Auth)
+		if c.Emarsys.Auth == "oauth2" && c.Emarsys.TokenURL == "" {
+			c.Emarsys.TokenURL = defaultTokenURL(c.Emarsys.BaseURL)
+		}
+		if c.Emarsys.Auth == "oauth2" && !strings.HasPrefix(c.Emarsys.TokenURL, "http://") && !strings.HasPrefix(c.Emarsys.TokenURL, "https://") {
+			bad("emarsys.token_url", "must be an http(s) URL, got %q", c.Emarsys.TokenURL)
+		}
+	default:
+		bad("emarsys.auth", "must be oauth2 or wsse, got %q", c.Emarsys.Auth)
+	}
+	if c.Emarsys.PageRows < 1 || c.Emarsys.PageRows > 10_000_000 {
+		bad("emarsys.page_rows", "must be 1 to 10000000, got %d", c.Emarsys.PageRows)
+	}
+	switch c.Export.DistributionMethod {
+	case "ftp", "local":
+	default:
+		bad("export.distribution_method", "Invalid value for distribution_method: %q (valid: ftp, local)", c.Export.DistributionMethod)
+	}
+	if p := c.Notify.PublicURL; p != "" {
+		if !strings.HasPrefix(p, "http://") && !strings.HasPrefix(p, "https://") {
+			bad("notify.public_url", "must be an http(s) URL Emarsys can reach, got %q", p)
+		}
+		if c.HTTP.Addr() == "" {
+			bad("notify.public_url", "needs the HTTP listener: set http.listen")
+		}
 	}
 	if c.Emarsys.User == "" {
 		bad("emarsys.user", "is required")
@@ -337,7 +416,7 @@ func (c *Config) Validate() error {
 		bad("export", "email_id and contactlist must be positive ids")
 	}
 
-	if c.FTP.Host == "" {
+	if c.FTP.Host == "" && c.Export.DistributionMethod == "ftp" {
 		bad("ftp.host", "is required")
 	}
 	if c.FTP.Port < 1 || c.FTP.Port > 65535 {
@@ -346,7 +425,7 @@ func (c *Config) Validate() error {
 	if c.FTP.DeliverPort < 1 || c.FTP.DeliverPort > 65535 {
 		bad("ftp.deliver_port", "must be 1-65535, got %d", c.FTP.DeliverPort)
 	}
-	if c.FTP.User == "" {
+	if c.FTP.User == "" && c.Export.DistributionMethod == "ftp" {
 		bad("ftp.user", "is required")
 	}
 	if strings.Contains(c.FTP.Folder, "..") {
@@ -374,6 +453,9 @@ func (c *Config) Validate() error {
 	if _, err := cron.ParseStandard(c.Schedule.Cron); err != nil {
 		bad("schedule.cron", "%v", err)
 	}
+	if c.Schedule.Grace < 0 || c.Schedule.Grace > time.Hour {
+		bad("schedule.grace", "must be between 0s and 1h, got %s", c.Schedule.Grace)
+	}
 	if c.Schedule.Window < time.Minute {
 		bad("schedule.window", "must be at least 1m, got %s", c.Schedule.Window)
 	}
@@ -396,10 +478,38 @@ func (c *Config) Validate() error {
 		}
 		c.Schedule.StartTime = t
 	}
+	if a := c.HTTP.Addr(); a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("http.listen", "must be host:port or \"\" to disable, got %q", a)
+		}
+	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "\n"))
 	}
 	return nil
+}
+
+// matchAPIVersion makes base_url's /api/v2/ or /api/v3/ fit the auth mode:
+// the vendor serves OAuth on v3 and WSSE on v2, with the same paths.
+func matchAPIVersion(base, auth string) string {
+	from, to := "/api/v3/", "/api/v2/"
+	if auth == "oauth2" {
+		from, to = to, from
+	}
+	if strings.HasSuffix(base, from) {
+		return strings.TrimSuffix(base, from) + to
+	}
+	return base
+}
+
+// defaultTokenURL is the vendor's token endpoint for the vendor's API, else
+// /oauth2/token on the API's own host (a simulator, a proxy).
+func defaultTokenURL(base string) string {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" || u.Hostname() == "api.emarsys.net" {
+		return "https://auth.emarsys.net/oauth2/token"
+	}
+	return u.Scheme + "://" + u.Host + "/oauth2/token"
 }
 
 // Custom resolves the custom field declarations into catalogue fields.

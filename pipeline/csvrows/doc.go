@@ -16,12 +16,18 @@
 // is truncated, not rounded: ClickHouse stores whole seconds and truncation
 // keeps 23:59:59.9 in its own day and export window.
 //
-// Daylight saving time is resolved by one rule, shared with the simulator:
+// Daylight saving time:
 //   - a wall time that does not exist (the spring-forward gap, e.g.
 //     2026-03-29 02:30:00 in Europe/Vienna) is rejected;
 //   - a wall time that occurs twice (the autumn fall-back hour, e.g.
-//     2026-10-25 02:30:00) is the first occurrence: summer time, the earlier
-//     instant.
+//     2026-10-25 02:30:00) is resolved from the evidence around it (see
+//     resolveRepeated): if only one of its two instants lies in the export's
+//     range (Options.ExportRange), that one; else, since Emarsys writes rows
+//     in time order, the first occurrence (summer time) until a reading of
+//     that hour goes back on the clock, and the second from then on (not in
+//     a file that goes back in time elsewhere: it is not time-ordered). A
+//     reading neither settles is the first occurrence, as the vendor reads
+//     a time_range.
 //
 // Dates (KindDate) are calendar dates with no zone: Value.T is midnight UTC of
 // that day.

@@ -26,6 +26,11 @@ type Options struct {
 	Header         bool           // the file starts with a header line (add_field_names_header=1)
 	Loc            *time.Location // account time zone for Time values; nil = Europe/Vienna
 	MaxRejectShare float64        // informational only here; the caller decides
+	// ExportRange is the first and last instant (both inclusive) the export
+	// that made the file covers, as the vendor reads its time_range; zero
+	// when unknown (a file exported by hand). It settles readings of the
+	// autumn's repeated hour when only one of their two instants lies in it.
+	ExportRange [2]time.Time
 }
 
 // recordReader is the per-call CSV reader. It is gocsv's CSVReader, the
@@ -175,6 +180,17 @@ type parser struct {
 	delim  rune
 	clock  localClock
 	row    Row
+
+	// The export range in Unix seconds, when known (see Options.ExportRange).
+	rangeFrom, rangeTo int64
+	hasRange           bool
+	// State of the order rule for repeated wall times (see resolveRepeated).
+	repTransition int64 // the clock change of the last repeated reading
+	repMaxWall    int64 // the latest wall time read in it so far
+	repBack       bool  // the clock was seen going back: later readings are the second occurrence
+	prevWall      int64 // wall time of the previous Time reading
+	prevRepeated  bool  // it was a repeated wall time
+	unordered     bool  // the file went back in time outside a repeated hour: the order rule is off
 }
 
 func newParser(o Options) (*parser, error) {
@@ -196,6 +212,12 @@ func newParser(o Options) (*parser, error) {
 			return nil, fmt.Errorf("parse csv: load time zone %s (import time/tzdata if the host has no zoneinfo): %w", DefaultZone, err)
 		}
 		p.clock.loc = loc
+	}
+	if r := o.ExportRange; !r[0].IsZero() && !r[1].IsZero() {
+		if r[1].Before(r[0]) {
+			return nil, fmt.Errorf("parse csv: export range ends (%s) before it starts (%s)", r[1].UTC().Format(time.RFC3339), r[0].UTC().Format(time.RFC3339))
+		}
+		p.rangeFrom, p.rangeTo, p.hasRange = r[0].Unix(), r[1].Unix(), true
 	}
 	p.kinds = make([]colKind, len(p.fields))
 	for i, f := range p.fields {
@@ -300,12 +322,68 @@ func (p *parser) typeRecord(rec []string) string {
 			if c.zero() {
 				return fmt.Sprintf("%s: zero time %s", p.fields[i].Column, quoteShort(s))
 			}
-			unix, ok := p.clock.toUTC(c)
+			unix, late, ok := p.clock.toUTC(c)
 			if !ok {
 				return p.fields[i].Column + ": " + p.clock.gapReason(c)
+			}
+			wall := c.wall()
+			repeated := late != unix
+			if wall < p.prevWall && !(repeated && p.prevRepeated) {
+				// Backwards on the clock outside the repeated hour: the file is
+				// not in time order, so order says nothing about that hour.
+				p.unordered = true
+			}
+			p.prevWall, p.prevRepeated = wall, repeated
+			if repeated {
+				unix = p.resolveRepeated(wall, unix, late)
 			}
 			*v = Value{T: time.Unix(unix, 0).UTC()}
 		}
 	}
 	return ""
+}
+
+// resolveRepeated picks the instant of a wall time that the autumn clock
+// change makes occur twice (early is the summer-time reading, late the
+// standard-time one). The rule, in order:
+//
+//  1. Range: when the export range is known and only one of the two instants
+//     lies in it, that one. The vendor selects rows by instant, so the other
+//     cannot be in the file.
+//  2. Order: Emarsys writes rows in time order, so within the file the
+//     repeated hour first runs through its summer-time readings, then starts
+//     again. Once a reading of the repeated hour is earlier than one before
+//     it (the clock went back), it and every later reading of that hour are
+//     the second occurrence; until then, the first. An equal reading is no
+//     evidence: two responses may share a second.
+//
+// Every repeated reading feeds the order rule, including those rule 1
+// settles, so a file cut by its range mid-hour still finds the turn. A file
+// seen going back in time anywhere else is not time-ordered: rule 2 is off
+// for it and an unsettled reading is the first occurrence, as the vendor
+// reads a time_range.
+func (p *parser) resolveRepeated(wall, early, late int64) int64 {
+	tr := p.clock.transition(late)
+	if tr != p.repTransition {
+		p.repTransition, p.repMaxWall, p.repBack = tr, wall, false
+	}
+	if wall < p.repMaxWall {
+		p.repBack = true
+	}
+	p.repMaxWall = max(p.repMaxWall, wall)
+	if p.hasRange {
+		inEarly := early >= p.rangeFrom && early <= p.rangeTo
+		inLate := late >= p.rangeFrom && late <= p.rangeTo
+		switch {
+		case inLate && !inEarly:
+			p.repBack = true // the second occurrence has begun
+			return late
+		case inEarly && !inLate:
+			return early
+		}
+	}
+	if p.repBack && !p.unordered {
+		return late
+	}
+	return early
 }

@@ -101,6 +101,7 @@ func TestParse(t *testing.T) {
 				"20|19|Sa|NULL|2026-03-29T00:59:59Z|1|open",
 				"21|20|Ti|NULL|2026-03-29T01:00:00Z|1|open",
 				"23|22|Vi|NULL|2026-10-24T23:59:59Z|1|open",
+				// Repeated hour, in a file that is not in time order: first occurrence (CEST).
 				"24|23|Wu|NULL|2026-10-25T00:00:00Z|1|open",
 			},
 			rejects: []Reject{

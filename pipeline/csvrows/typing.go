@@ -45,6 +45,12 @@ type civil struct {
 
 func (c civil) zero() bool { return c.y == 0 && c.mo == 0 && c.d == 0 }
 
+// wall counts the wall-clock seconds since 1970-01-01 00:00, like Unix time
+// but with no zone applied: readings compare in the order the clock shows them.
+func (c civil) wall() int64 {
+	return daysFromCivil(c.y, c.mo, c.d)*86400 + int64(c.h*3600+c.mi*60+c.s)
+}
+
 // parseCivil reads "YYYY-MM-DD" optionally followed by ' ' or 'T' and
 // "HH:MM", ":SS" and a fraction of a second (dropped). It checks ranges
 // except for the vendor's zero date 0000-00-00, which callers decide on.

@@ -1,6 +1,6 @@
 // Package emarsys is the client of the Emarsys API calls the ETL needs:
-// starting a responses export and waiting for it. It speaks WSSE
-// authentication against the v2 API.
+// starting a responses export, waiting for it and downloading a local
+// export. It speaks OAuth 2.0 (v3 paths) or WSSE (v2 paths).
 package emarsys
 
 import (
@@ -38,9 +38,14 @@ const skewThreshold = 4 * time.Minute
 
 // Config configures New. Zero values get the defaults above.
 type Config struct {
-	BaseURL    string // e.g. https://api.emarsys.net/api/v2/
-	User       string // WSSE user name
-	Secret     string // WSSE secret; never logged nor put in an error
+	BaseURL  string // e.g. https://api.emarsys.net/api/v3/ (OAuth) or .../api/v2/ (WSSE)
+	Auth     string // AuthOAuth2 or AuthWSSE; default AuthWSSE
+	TokenURL string // OAuth 2.0 token endpoint; required with AuthOAuth2
+	User     string // WSSE user name or OAuth client id
+	Secret   string // WSSE secret or OAuth client secret; never logged nor put in an error
+	// Limiter paces requests by the API's rate-limit headers; share one
+	// between all clients of the same account. Nil: a private one.
+	Limiter    *Limiter
 	HTTPClient *http.Client
 	Now        func() time.Time // wall clock for WSSE Created; default time.Now
 	Logger     *slog.Logger     // debug lines with endpoint and status only; nil = silent
@@ -55,6 +60,9 @@ type Config struct {
 // Client calls the Emarsys API. It is safe for concurrent use.
 type Client struct {
 	base   *url.URL
+	auth   string
+	tokens *tokenSource
+	limit  *Limiter
 	user   string
 	secret string
 	hc     *http.Client
@@ -85,8 +93,21 @@ func New(cfg Config) (*Client, error) {
 	if cfg.User == "" || cfg.Secret == "" {
 		return nil, errors.New("emarsys: User and Secret are required")
 	}
+	if cfg.Auth == "" {
+		cfg.Auth = AuthWSSE
+	}
+	if cfg.Auth != AuthWSSE && cfg.Auth != AuthOAuth2 {
+		return nil, fmt.Errorf("emarsys: auth %q: use %s or %s", cfg.Auth, AuthOAuth2, AuthWSSE)
+	}
+	if cfg.Auth == AuthOAuth2 {
+		if u, err := url.Parse(cfg.TokenURL); err != nil || u.Scheme == "" || u.Host == "" {
+			return nil, fmt.Errorf("emarsys: OAuth 2.0 needs an absolute token URL, got %q", cfg.TokenURL)
+		}
+	}
 	c := &Client{
 		base:         base,
+		auth:         cfg.Auth,
+		limit:        cfg.Limiter,
 		user:         cfg.User,
 		secret:       cfg.Secret,
 		hc:           cfg.HTTPClient,
@@ -122,6 +143,12 @@ func New(cfg Config) (*Client, error) {
 	if c.rateLimitMax <= 0 {
 		c.rateLimitMax = DefaultRateLimitMaxWait
 	}
+	if c.limit == nil {
+		c.limit = NewLimiter(c.rateLimitMax)
+	}
+	if c.auth == AuthOAuth2 {
+		c.tokens = &tokenSource{url: cfg.TokenURL}
+	}
 	return c, nil
 }
 
@@ -138,12 +165,19 @@ type envelope struct {
 func (c *Client) call(ctx context.Context, method, endpoint string, body []byte, redactAlso ...string) (json.RawMessage, error) {
 	secrets := append([]string{c.secret}, redactAlso...)
 	var lastErr error
+	reauthed := false
 	for attempt := 1; ; attempt++ {
-		data, hdr, err := c.once(ctx, method, endpoint, body, secrets)
+		data, hdr, gen, err := c.once(ctx, method, endpoint, body, secrets)
 		if err == nil {
 			return data, nil
 		}
 		lastErr = err
+		if !reauthed && c.reauth(err, gen) {
+			// An expired or revoked token: fetch a new one, once, at once.
+			reauthed = true
+			attempt--
+			continue
+		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%s %s: %w (last error: %w)", method, endpoint, ctx.Err(), lastErr)
 		}
@@ -158,6 +192,8 @@ func (c *Client) call(ctx context.Context, method, endpoint string, body []byte,
 		if errors.As(err, &ae) && ae.rateLimited() {
 			if d, ok := c.rateLimitDelay(hdr); ok {
 				delay = d
+				// Everyone sharing the limiter waits too, not just this call.
+				c.limit.block(d)
 			}
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay {
@@ -172,44 +208,74 @@ func (c *Client) call(ctx context.Context, method, endpoint string, body []byte,
 
 // once sends a single attempt. It returns the reply headers so the caller
 // can honour X-RateLimit-Reset.
-func (c *Client) once(ctx context.Context, method, endpoint string, body []byte, secrets []string) (json.RawMessage, http.Header, error) {
+// It also returns the generation of the OAuth token it carried.
+func (c *Client) once(ctx context.Context, method, endpoint string, body []byte, secrets []string) (json.RawMessage, http.Header, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.reqTimeout)
 	defer cancel()
+	resp, gen, err := c.send(ctx, method, endpoint, nil, body, "application/json")
+	if err != nil {
+		return nil, nil, gen, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
+	if err != nil {
+		return nil, resp.Header, gen, fmt.Errorf("%s %s: read reply (HTTP %d): %w", method, endpoint, resp.StatusCode, err)
+	}
+	data, err := c.decode(endpoint, resp, raw, secrets)
+	return data, resp.Header, gen, err
+}
 
-	u := c.base.ResolveReference(&url.URL{Path: endpoint})
+// send waits for the rate limiter, authenticates and sends one request; the
+// caller reads and closes the body. gen is the OAuth token's generation.
+func (c *Client) send(ctx context.Context, method, endpoint string, query url.Values, body []byte, accept string) (resp *http.Response, gen int, err error) {
+	u := c.base.ResolveReference(&url.URL{Path: endpoint, RawQuery: query.Encode()})
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
-		return nil, nil, fmt.Errorf("build request %s %s: %w", method, endpoint, err)
+		return nil, 0, fmt.Errorf("build request %s %s: %w", method, endpoint, err)
+	}
+	if gen, err = c.authorize(ctx, req); err != nil {
+		return nil, gen, err
+	}
+	req.Header.Set("Accept", accept)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if err := c.limit.wait(ctx); err != nil {
+		return nil, gen, fmt.Errorf("%s %s: waiting for the rate limit to reset: %w", method, endpoint, err)
+	}
+	resp, err = c.hc.Do(req)
+	if err != nil {
+		c.log.Debug("emarsys: request failed", "endpoint", endpoint)
+		return nil, gen, fmt.Errorf("%s %s: %w", method, endpoint, err)
+	}
+	c.log.Debug("emarsys: reply", "endpoint", endpoint, "status", resp.StatusCode)
+	c.limit.observe(resp.Header, c.now)
+	return resp, gen, nil
+}
+
+// authorize adds the X-WSSE or the bearer token header, and returns the
+// token's generation (0 with WSSE).
+func (c *Client) authorize(ctx context.Context, req *http.Request) (int, error) {
+	if c.auth == AuthOAuth2 {
+		tok, gen, err := c.tokens.get(ctx, c)
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return gen, nil
 	}
 	// A fresh nonce and Created for every attempt: a retried request must not
 	// reuse either.
 	nonce, err := newNonce()
 	if err != nil {
-		return nil, nil, err
+		return 0, err
 	}
 	req.Header.Set("X-WSSE", WSSEHeader(c.user, c.secret, nonce, wsseCreated(c.now())))
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		c.log.Debug("emarsys: request failed", "endpoint", endpoint)
-		return nil, nil, fmt.Errorf("%s %s: %w", method, endpoint, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
-	c.log.Debug("emarsys: reply", "endpoint", endpoint, "status", resp.StatusCode)
-	if err != nil {
-		return nil, resp.Header, fmt.Errorf("%s %s: read reply (HTTP %d): %w", method, endpoint, resp.StatusCode, err)
-	}
-	data, err := c.decode(endpoint, resp, raw, secrets)
-	return data, resp.Header, err
+	return 0, nil
 }
 
 // decode turns a reply into its data or an *APIError.
@@ -218,7 +284,7 @@ func (c *Client) decode(endpoint string, resp *http.Response, raw []byte, secret
 	trimmed := bytes.TrimSpace(bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")))
 	var env envelope
 	isJSON := len(trimmed) > 0 && trimmed[0] == '{' && json.Unmarshal(trimmed, &env) == nil
-	if resp.StatusCode == http.StatusUnauthorized {
+	if resp.StatusCode == http.StatusUnauthorized && c.auth == AuthWSSE {
 		ae.ClockSkew = c.skew(resp.Header.Get("Date"))
 	}
 	if !isJSON {
@@ -277,9 +343,8 @@ func (c *Client) rateLimitDelay(h http.Header) (time.Duration, bool) {
 	default:
 		d = time.Duration(n * float64(time.Second))
 	}
-	// The reset is whole seconds: add up to 1 s of jitter so that parallel
-	// callers do not all fire at the same instant.
-	d += time.Duration(rand.Int64N(int64(time.Second)))
+	// Jitter, so that parallel callers do not all fire at the same instant.
+	d += time.Duration(rand.Int64N(int64(250 * time.Millisecond)))
 	if d <= 0 {
 		return 0, false
 	}

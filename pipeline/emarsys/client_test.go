@@ -312,7 +312,7 @@ func TestRateLimit(t *testing.T) {
 	t.Run("reset header, lower case", func(t *testing.T) {
 		var calls atomic.Int32
 		var first time.Time
-		// A fixed local clock makes the wait exactly 1 s (+ up to 1 s jitter).
+		// A fixed local clock makes the wait exactly 1 s (+ up to 250 ms jitter).
 		now := time.Unix(1_800_000_000, 0)
 		c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
 			if calls.Add(1) == 1 {

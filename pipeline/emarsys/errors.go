@@ -16,6 +16,13 @@ import (
 const (
 	ReplyAlreadyRunning = 4001 // an export with the same settings is running
 	ReplyRateLimited    = 7003 // too many requests
+
+	// Replies of GET export/{id}/data.
+	ReplyFileGone      = 4003 // file no longer stored: request the export again
+	ReplyNotLocal      = 4004 // not a distribution_method local export
+	ReplyInProgress    = 4005 // still being made: wait
+	ReplyFileNotFound  = 4006
+	ReplyDownloadError = 4007 // server error making the file
 )
 
 var (
@@ -28,6 +35,9 @@ var (
 	// ErrStuck is wrapped by WaitDone when an export stays 'ready' longer than
 	// WaitOptions.StuckAfter.
 	ErrStuck = errors.New("export stuck in status ready")
+	// ErrExportGone matches a download reply (4003, 4006) that only a new
+	// export can fix.
+	ErrExportGone = errors.New("the export's file is gone: request the export again")
 )
 
 // APIError is a reply the API did not accept: an HTTP status >= 400, a
@@ -65,7 +75,23 @@ func (e *APIError) Error() string {
 	if e.BodyPrefix != "" {
 		fmt.Fprintf(&b, ": non-JSON reply %q", e.BodyPrefix)
 	}
+	switch e.ReplyCode {
+	case ReplyFileGone:
+		b.WriteString(" (the export file is no longer stored: the export must be requested again)")
+	case ReplyNotLocal:
+		b.WriteString(" (not a local export: only distribution_method local can be downloaded through the API)")
+	case ReplyInProgress:
+		b.WriteString(" (the export is still being made: wait and try again)")
+	case ReplyFileNotFound:
+		b.WriteString(" (the export file was not found: the export must be requested again)")
+	case ReplyDownloadError:
+		b.WriteString(" (the API failed to serve the file: retried)")
+	case ReplyAlreadyRunning:
+		b.WriteString(" (an export with the same settings is running: waiting for it)")
+	}
 	switch {
+	case e.HTTPStatus == 401 && e.Endpoint == "oauth2/token":
+		b.WriteString(" (OAuth token refused)")
 	case e.HTTPStatus == 401:
 		b.WriteString(" (authentication failed: check the API user name and secret)")
 	case e.HTTPStatus == 403:
@@ -81,6 +107,8 @@ func (e *APIError) Is(target error) bool {
 		return e.ReplyCode == ReplyAlreadyRunning
 	case ErrClockSkew:
 		return e.ClockSkew != 0
+	case ErrExportGone:
+		return e.ReplyCode == ReplyFileGone || e.ReplyCode == ReplyFileNotFound
 	}
 	return false
 }
@@ -98,7 +126,7 @@ func IsRetryable(err error) bool {
 	}
 	var ae *APIError
 	if errors.As(err, &ae) {
-		return ae.HTTPStatus >= 500 || ae.rateLimited()
+		return ae.HTTPStatus >= 500 || ae.rateLimited() || ae.ReplyCode == ReplyInProgress || ae.ReplyCode == ReplyDownloadError
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		// A per-attempt timeout; the caller's own deadline is checked separately.

@@ -105,6 +105,23 @@ func (r ExportRequest) Validate() error {
 	}
 	if r.TimeRange[0] == "" || r.TimeRange[1] == "" {
 		errs = append(errs, errors.New("time_range needs a start and an end"))
+	} else {
+		from, err1 := parseRangeTime(r.TimeRange[0])
+		to, err2 := parseRangeTime(r.TimeRange[1])
+		switch {
+		case err1 != nil || err2 != nil:
+			errs = append(errs, fmt.Errorf("Invalid value for time_range: %q..%q (use YYYY-MM-DD HH:MM:SS, YYYY-MM-DD HH:MM or YYYY-MM-DD)", r.TimeRange[0], r.TimeRange[1]))
+		case from.Before(time.Date(1970, 1, 2, 0, 0, 0, 0, time.UTC)):
+			errs = append(errs, fmt.Errorf("Invalid value for time_range: the start %s is before 1970-01-02", r.TimeRange[0]))
+		case !to.After(from):
+			errs = append(errs, fmt.Errorf("Invalid value for time_range: the end %s is not after the start %s", r.TimeRange[1], r.TimeRange[0]))
+		}
+	}
+	if len(r.Sources) == 0 {
+		errs = append(errs, errors.New("Invalid value for sources: at least one source is required"))
+	}
+	if r.DistributionMethod == "local" && r.FTPSettings != nil {
+		errs = append(errs, errors.New("distribution_method local takes no ftp_settings"))
 	}
 	if len(r.ContactFields) == 0 {
 		errs = append(errs, errors.New("contact_fields must not be empty"))
@@ -124,6 +141,18 @@ func (r ExportRequest) Validate() error {
 		return fmt.Errorf("invalid responses export request: %w", err)
 	}
 	return nil
+}
+
+// parseRangeTime reads the three time_range forms the API accepts.
+func parseRangeTime(s string) (time.Time, error) {
+	var err error
+	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
+		var t time.Time
+		if t, err = time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, err
 }
 
 // StartResponsesExport starts an export (POST email/getresponses) and returns
@@ -227,6 +256,9 @@ type WaitOptions struct {
 	Deadline   time.Duration // overall wait [6h]
 	StuckAfter time.Duration // how long 'ready' may last before ErrStuck; 0 = never
 	OnPoll     func(ExportStatus)
+	// Wake, when it yields, cuts the current poll delay short (the
+	// notification_url call came). Polling goes on without it.
+	Wake <-chan struct{}
 }
 
 // WaitDone polls export id with growing, jittered delays until it is done.
@@ -293,7 +325,7 @@ func (c *Client) WaitDone(ctx context.Context, id int64, o WaitOptions) (ExportS
 
 		delay := jitter(expDelay(o.Initial, o.Max, polls))
 		polls++
-		if err := sleep(ctx, delay); err != nil || ctx.Err() != nil {
+		if err := sleepOrWake(ctx, delay, o.Wake); err != nil || ctx.Err() != nil {
 			if parent.Err() != nil {
 				return last, fmt.Errorf("wait for export %d: %w", id, parent.Err())
 			}
@@ -306,6 +338,20 @@ func (c *Client) WaitDone(ctx context.Context, id int64, o WaitOptions) (ExportS
 			}
 			return last, fmt.Errorf("wait for export %d: still %q after %s: %w", id, status, o.Deadline, context.DeadlineExceeded)
 		}
+	}
+}
+
+// sleepOrWake waits for d, a wake-up or the end of ctx.
+func sleepOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	case <-wake:
+		return nil
 	}
 }
 

@@ -134,7 +134,7 @@ func TestByteCounting(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := &fakeStream{r: strings.NewReader(tc.data)}
 			f := &FTPFile{
-				s:    &session{cfg: FTPConfig{Host: "ftp.example.com", Password: ftpPass}, ctx: context.Background()},
+				s:    &session{cfg: FTPConfig{Host: "ftp.example.com", Password: ftpPass, MaxResumes: -1}, ctx: context.Background()},
 				resp: fs, name: "r.csv", size: tc.size,
 			}
 			got, err := io.ReadAll(f)

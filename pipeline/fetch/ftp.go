@@ -32,6 +32,9 @@ type FTPConfig struct {
 	Password string
 	Folder   string        // directory of the files; empty = login directory
 	Timeout  time.Duration // each step; default DefaultTimeout
+	// MaxResumes bounds how often a broken download is resumed (REST);
+	// 0 means DefaultMaxResumes, a negative value never resumes.
+	MaxResumes int
 }
 
 // String hides the password from %v and %s.

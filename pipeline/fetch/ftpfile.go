@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path"
+	"time"
 )
 
 // FTPFile streams one file over FTP. It checks the byte count against the
@@ -20,7 +22,12 @@ type FTPFile struct {
 	read     int64
 	err      error // sticky: once set, every Read returns it
 	respDone bool
+	resumes  int
 }
+
+// DefaultMaxResumes bounds how often one download is resumed (REST) after
+// a break, unless FTPConfig.MaxResumes says otherwise.
+const DefaultMaxResumes = 3
 
 // OpenFTP connects, logs in, changes to cfg.Folder, asks the file's size and
 // starts the download. The caller reads the returned file and must Close it.
@@ -109,8 +116,12 @@ func (f *FTPFile) Read(p []byte) (int, error) {
 		return n, nil
 	case errors.Is(err, io.EOF):
 		if f.read < f.size {
-			f.err = f.s.errf("RETR", f.name, fmt.Errorf("stream ended after %d of %d bytes: %w", f.read, f.size, io.ErrUnexpectedEOF))
-			return n, f.err
+			cut := fmt.Errorf("stream ended after %d of %d bytes: %w", f.read, f.size, io.ErrUnexpectedEOF)
+			if rerr := f.resume(cut); rerr != nil {
+				f.err = f.s.errf("RETR", f.name, rerr)
+				return n, f.err
+			}
+			return n, nil
 		}
 		// All bytes are here; the server's final reply (226) says whether it
 		// thinks so too.
@@ -123,9 +134,81 @@ func (f *FTPFile) Read(p []byte) (int, error) {
 		f.err = io.EOF
 		return n, io.EOF
 	default:
-		f.err = f.s.errf("RETR", f.name, fmt.Errorf("after %d of %d bytes: %w", f.read, f.size, f.s.cause(err)))
+		cut := fmt.Errorf("after %d of %d bytes: %w", f.read, f.size, f.s.cause(err))
+		if f.s.ctx.Err() == nil {
+			rerr := f.resume(cut)
+			if rerr == nil {
+				return n, nil
+			}
+			cut = rerr
+		}
+		f.err = f.s.errf("RETR", f.name, cut)
 		return n, f.err
 	}
+}
+
+// Resumes is how often the download was resumed after a break.
+func (f *FTPFile) Resumes() int { return f.resumes }
+
+// resume reconnects after a transfer broke and goes on from the bytes
+// already read (REST + RETR), after checking that the file still has the
+// size it had: a file that changed is not glued from two versions. Bounded
+// by FTPConfig.MaxResumes per file, with backoff and jitter.
+func (f *FTPFile) resume(cause error) error {
+	old := f.s
+	ctx := old.ctx
+	limit := old.cfg.MaxResumes
+	if limit == 0 {
+		limit = DefaultMaxResumes
+	}
+	if limit < 0 {
+		return cause
+	}
+	for f.resumes < limit {
+		f.resumes++
+		if !f.respDone {
+			f.respDone = true
+			old.step()
+			_ = f.resp.Close() // the broken transfer's error reply is expected
+		}
+		_ = old.close()
+		old.conn = nil // closed: a later Close must not QUIT again
+		d := time.Duration(100<<(f.resumes-1)) * time.Millisecond
+		d += time.Duration(rand.Int64N(int64(d)/2 + 1))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w; not resumed: %w", cause, ctx.Err())
+		case <-t.C:
+		}
+		s, err := dial(ctx, old.cfg)
+		if err != nil {
+			cause = fmt.Errorf("%w; resume %d: %w", cause, f.resumes, err)
+			continue
+		}
+		size, err := s.size(f.name)
+		if err != nil || size != f.size {
+			s.close()
+			if err == nil {
+				err = fmt.Errorf("the file is now %d bytes, was %d: it changed during the download", size, f.size)
+			}
+			return fmt.Errorf("%w; resume: %w", cause, err)
+		}
+		s.step()
+		resp, err := s.conn.RetrFrom(f.name, uint64(f.read))
+		if err != nil {
+			err = s.cause(err)
+			s.close()
+			cause = fmt.Errorf("%w; resume %d (REST %d): %w", cause, f.resumes, f.read, err)
+			old = s
+			f.s = s
+			continue
+		}
+		f.s, f.resp, f.respDone = s, resp, false
+		return nil
+	}
+	return fmt.Errorf("%w; gave up after %d resumes", cause, f.resumes)
 }
 
 // Close ends the download (aborting it if unfinished) and quits the

@@ -9,8 +9,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"sort"
@@ -30,7 +32,7 @@ import (
 	"github.com/emarsys-etl/emarsys-etl/pipeline"
 	"github.com/emarsys-etl/emarsys-etl/pipeline/config"
 	"github.com/emarsys-etl/emarsys-etl/pipeline/emarsys"
-	"github.com/emarsys-etl/emarsys-etl/pipeline/fetch"
+	"github.com/emarsys-etl/emarsys-etl/pipeline/notify"
 	"github.com/emarsys-etl/emarsys-etl/schema"
 )
 
@@ -75,6 +77,8 @@ type Options struct {
 	Concurrency    int // default 2
 	SimConfig      func(*sim.Config)
 	Config         func(*config.Config) // last word on the config before the runner is built
+	// FTPWrapRead wraps every download the embedded FTP server serves (faults).
+	FTPWrapRead func(path string, r io.ReadCloser) io.ReadCloser
 }
 
 // Harness is one running pipeline.
@@ -89,8 +93,12 @@ type Harness struct {
 	Cfg    *config.Config
 	Store  *chstore.Store
 	Runner *pipeline.Runner
-	Conn   driver.Conn // a plain connection for assertions
-	Log    *LogBuffer
+	API    *emarsys.Client
+	// Notify and NotifyHTTP receive notification_url calls once EnableNotify ran.
+	Notify     *notify.Registry
+	NotifyHTTP *httptest.Server
+	Conn       driver.Conn // a plain connection for assertions
+	Log        *LogBuffer
 }
 
 // New starts everything and returns a harness whose runner is ready.
@@ -126,7 +134,7 @@ func New(t testing.TB, o Options) *Harness {
 	}
 
 	h.FTPDir = t.TempDir()
-	fs, err := ftpd.Start(ftpd.Options{Root: h.FTPDir, User: FTPUser, Password: FTPPassword})
+	fs, err := ftpd.Start(ftpd.Options{Root: h.FTPDir, User: FTPUser, Password: FTPPassword, WrapRead: o.FTPWrapRead})
 	if err != nil {
 		t.Fatalf("start FTP server: %v", err)
 	}
@@ -208,23 +216,37 @@ func (h *Harness) Rebuild() {
 	if err := h.Store.Migrate(ctx, contact); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	api, err := emarsys.New(emarsys.Config{BaseURL: h.Cfg.Emarsys.BaseURL, User: h.Cfg.Emarsys.User, Secret: h.Cfg.Emarsys.Secret,
-		RetryBase: 10 * time.Millisecond, RetryMax: 200 * time.Millisecond})
+	// Wired as main.go wires it (pipeline.NewAPIClient, NewSource), with fast retries.
+	api, err := pipeline.NewAPIClient(h.Cfg, nil, nil, func(c *emarsys.Config) {
+		c.RetryBase, c.RetryMax = 10*time.Millisecond, 200*time.Millisecond
+		c.RateLimitMaxWait = 5 * time.Second
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := pipeline.FTPSource{
-		Cfg: fetch.FTPConfig{Host: h.Cfg.FTP.Host, Port: h.Cfg.FTP.Port, User: h.Cfg.FTP.User,
-			Password: h.Cfg.FTP.Password, Folder: h.Cfg.FTP.Folder, Timeout: h.Cfg.FTP.Timeout},
-		AfterLoad: fetch.AfterLoad(h.Cfg.FTP.AfterLoad),
-		Archive:   h.Cfg.FTP.ArchiveFolder,
-	}
+	h.API = api
+	src := pipeline.NewSource(h.Cfg, api)
 	r, err := pipeline.NewRunner(h.Cfg, api, src, h.Store, slog.New(slog.NewJSONHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.RetryBase = 20 * time.Millisecond
+	r.Notify = h.Notify
+	r.AfterLoad = append(r.AfterLoad, pipeline.RefreshAggregates(h.Store, h.Cfg.Account)) // as main.go wires it
 	h.Runner = r
+}
+
+// EnableNotify starts the notification_url receiver, points
+// notify.public_url at it and rewires the runner.
+func (h *Harness) EnableNotify() {
+	h.T.Helper()
+	h.Notify = notify.NewRegistry(nil)
+	mux := http.NewServeMux()
+	mux.Handle(notify.PathPrefix, h.Notify.Handler())
+	h.NotifyHTTP = httptest.NewServer(mux)
+	h.T.Cleanup(h.NotifyHTTP.Close)
+	h.Cfg.Notify.PublicURL = h.NotifyHTTP.URL
+	h.Rebuild()
 }
 
 // Backfill runs [from, to) and fails the test if a window did not end done.

@@ -6,6 +6,7 @@ package ftpd
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -30,6 +31,9 @@ type Options struct {
 	// Logger receives the FTP dialogue at debug level (passwords masked);
 	// nil keeps the server silent.
 	Logger *slog.Logger
+	// WrapRead, when set, wraps the reader of every file a client
+	// downloads (RETR): fault injection, e.g. a connection dropped mid-file.
+	WrapRead func(path string, r io.ReadCloser) io.ReadCloser
 }
 
 // Server is a running FTP server. Close stops it.
@@ -64,6 +68,10 @@ func Start(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ftpd: file driver for %s: %w", o.Root, err)
 	}
+	var fdrv ftpserver.Driver = drv
+	if o.WrapRead != nil {
+		fdrv = wrapDriver{Driver: drv, wrap: o.WrapRead}
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("ftpd: listen on %s: %w", addr, err)
@@ -79,7 +87,7 @@ func Start(o Options) (*Server, error) {
 		logger = slogLogger{o.Logger}
 	}
 	srv, err := ftpserver.NewServer(&ftpserver.Options{
-		Driver:       drv,
+		Driver:       fdrv,
 		Auth:         &ftpserver.SimpleAuth{Name: o.User, Password: o.Password},
 		Perm:         ftpserver.NewSimplePerm("ftp", "ftp"),
 		Name:         "emarsys-sim ftpd",
@@ -239,4 +247,18 @@ func (s slogLogger) PrintCommand(sessionID string, command string, params string
 
 func (s slogLogger) PrintResponse(sessionID string, code int, message string) {
 	s.l.Debug("ftpd response", "session", sessionID, "code", code, "msg", message)
+}
+
+// wrapDriver passes downloads through Options.WrapRead.
+type wrapDriver struct {
+	ftpserver.Driver
+	wrap func(string, io.ReadCloser) io.ReadCloser
+}
+
+func (d wrapDriver) GetFile(ctx *ftpserver.Context, path string, offset int64) (int64, io.ReadCloser, error) {
+	n, r, err := d.Driver.GetFile(ctx, path, offset)
+	if err != nil {
+		return n, r, err
+	}
+	return n, d.wrap(path, r), nil
 }

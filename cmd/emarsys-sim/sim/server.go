@@ -50,6 +50,23 @@ type Config struct {
 	BrokenRowsPerExport int  // malformed records added to every export file
 	FailNextStatus      int  // answer the next N status calls with an HTML 503
 	ErrorExports        bool // exports end in "error" instead of "ready"
+	ErrorNextExports    int  // the next N exports started end in "error"
+	ConflictNextStarts  int  // answer the next N start calls with 4001, as if a twin ran
+	// TokenTTL is the life of an OAuth access token; default 1h.
+	TokenTTL time.Duration
+	// RateLimit, when > 0, allows that many API calls per RateWindow
+	// (default 1s), announced in X-RateLimit-* headers; beyond it 429/7003.
+	RateLimit  int
+	RateWindow time.Duration
+	// RateHeadersOn429Only: the X-RateLimit-* headers come only with the
+	// 429, so a client cannot pace itself and must honour the reset.
+	RateHeadersOn429Only bool
+	// DropNotifications: the notification_url is never called.
+	DropNotifications bool
+	// NotifyTwice: a successful notification call is made a second time.
+	NotifyTwice bool
+	// NotifyMethod is the method of the notification call; default POST.
+	NotifyMethod string
 }
 
 // ExportInfo is what the server knows of one export.
@@ -67,6 +84,7 @@ type ExportInfo struct {
 	UploadAttempts int
 	LastUploadErr  string
 	Notified       bool // the notification_url call succeeded
+	NotifyCalls    int  // successful notification calls
 }
 
 type export struct {
@@ -91,7 +109,15 @@ type Server struct {
 	tokens         map[string]time.Time
 	failNextStatus int
 	errorExports   bool
+	errorNext      int
+	conflictNext   int
 	brokenRows     int
+
+	// Rate limit period and use.
+	ratePeriod time.Time
+	rateUsed   int
+
+	wsseCalls, bearerCalls, rateLimited, conflicts atomic.Int64
 }
 
 // New returns a server; it serves nothing until Handler is mounted.
@@ -108,6 +134,15 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = time.Hour
+	}
+	if cfg.RateWindow <= 0 {
+		cfg.RateWindow = time.Second
+	}
+	if cfg.NotifyMethod == "" {
+		cfg.NotifyMethod = http.MethodPost
+	}
 	cfg.Generator = cfg.Generator.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
@@ -117,6 +152,8 @@ func New(cfg Config) *Server {
 		tokens:         map[string]time.Time{},
 		failNextStatus: cfg.FailNextStatus,
 		errorExports:   cfg.ErrorExports,
+		errorNext:      cfg.ErrorNextExports,
+		conflictNext:   cfg.ConflictNextStarts,
 		brokenRows:     cfg.BrokenRowsPerExport,
 	}
 }
@@ -144,6 +181,39 @@ func (s *Server) SetErrorExports(on bool) {
 	s.errorExports = on
 	s.mu.Unlock()
 }
+
+// SetErrorNextExports makes the next n exports started end in "error".
+func (s *Server) SetErrorNextExports(n int) {
+	s.mu.Lock()
+	s.errorNext = n
+	s.mu.Unlock()
+}
+
+// SetConflictNextStarts answers the next n start calls with 4001.
+func (s *Server) SetConflictNextStarts(n int) {
+	s.mu.Lock()
+	s.conflictNext = n
+	s.mu.Unlock()
+}
+
+// ExpireTokens ends the life of every OAuth token issued so far.
+func (s *Server) ExpireTokens() {
+	s.mu.Lock()
+	for k := range s.tokens {
+		s.tokens[k] = time.Time{}
+	}
+	s.mu.Unlock()
+}
+
+// AuthCalls counts API calls that carried an X-WSSE header and those that
+// carried a bearer token.
+func (s *Server) AuthCalls() (wsse, bearer int64) { return s.wsseCalls.Load(), s.bearerCalls.Load() }
+
+// RateLimited is how many calls were refused with 429.
+func (s *Server) RateLimited() int64 { return s.rateLimited.Load() }
+
+// Conflicts is how many start calls were answered 4001.
+func (s *Server) Conflicts() int64 { return s.conflicts.Load() }
 
 // SetBrokenRowsPerExport sets how many malformed records later exports get.
 func (s *Server) SetBrokenRowsPerExport(n int) {
@@ -208,6 +278,15 @@ func reply(w http.ResponseWriter, status, code int, text string, data any) {
 func (s *Server) auth(version string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		now := s.cfg.Now()
+		if r.Header.Get("X-WSSE") != "" {
+			s.wsseCalls.Add(1)
+		}
+		if strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+			s.bearerCalls.Add(1)
+		}
+		if !s.rateLimit(w, now) {
+			return
+		}
 		if version == "v3" {
 			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			s.mu.Lock()
@@ -223,6 +302,37 @@ func (s *Server) auth(version string, h http.HandlerFunc) http.Handler {
 		}
 		h(w, r)
 	})
+}
+
+// rateLimit counts the call against the period's budget and sets the
+// X-RateLimit-* headers; false means it answered 429.
+func (s *Server) rateLimit(w http.ResponseWriter, now time.Time) bool {
+	if s.cfg.RateLimit <= 0 {
+		return true
+	}
+	s.mu.Lock()
+	if !now.Before(s.ratePeriod) {
+		// Periods end on whole seconds, as the Unix-second reset header says.
+		s.ratePeriod = now.Truncate(time.Second).Add(s.cfg.RateWindow)
+		s.rateUsed = 0
+	}
+	s.rateUsed++
+	left := s.cfg.RateLimit - s.rateUsed
+	reset := s.ratePeriod
+	s.mu.Unlock()
+	if left >= 0 && s.cfg.RateHeadersOn429Only {
+		return true
+	}
+	// Lower-case names on purpose: clients must match them in any case.
+	w.Header()["x-ratelimit-limit"] = []string{strconv.Itoa(s.cfg.RateLimit)}
+	w.Header()["x-ratelimit-remaining"] = []string{strconv.Itoa(max(left, 0))}
+	w.Header()["x-ratelimit-reset"] = []string{strconv.FormatInt(reset.Unix(), 10)}
+	if left < 0 {
+		s.rateLimited.Add(1)
+		reply(w, http.StatusTooManyRequests, 7003, "Too many requests", nil)
+		return false
+	}
+	return true
 }
 
 // handleToken is the OAuth 2.0 client-credentials grant: client id and
@@ -248,10 +358,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	_, _ = rand.Read(b)
 	tok := hex.EncodeToString(b)
 	s.mu.Lock()
-	s.tokens[tok] = s.cfg.Now().Add(time.Hour)
+	s.tokens[tok] = s.cfg.Now().Add(s.cfg.TokenTTL)
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": 3600})
+	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": int(s.cfg.TokenTTL / time.Second)})
 }
 
 func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
@@ -267,9 +377,17 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	key := settingsKey(p)
 	s.mu.Lock()
+	if s.conflictNext > 0 {
+		s.conflictNext--
+		s.mu.Unlock()
+		s.conflicts.Add(1)
+		reply(w, http.StatusBadRequest, 4001, "An export with the same setting is currently running. It is not possible to run the same export more than once simultaneously.", nil)
+		return
+	}
 	for _, e := range s.exports {
 		if e.key == key && (e.Status == StatusScheduled || e.Status == StatusInProgress) {
 			s.mu.Unlock()
+			s.conflicts.Add(1)
 			reply(w, http.StatusBadRequest, 4001, "An export with the same setting is currently running. It is not possible to run the same export more than once simultaneously.", nil)
 			return
 		}
@@ -279,6 +397,10 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 	e := &export{key: key, ExportInfo: ExportInfo{ID: id, Params: p, Created: s.cfg.Now().UTC().Truncate(time.Second), Status: StatusScheduled}}
 	s.exports[id] = e
 	fail, broken := s.errorExports, s.brokenRows
+	if s.errorNext > 0 {
+		s.errorNext--
+		fail = true
+	}
 	s.mu.Unlock()
 
 	s.cfg.Logger.Info("export started", "id", id, "from", p.From, "to", p.To, "method", p.DistributionMethod)
@@ -288,7 +410,9 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 }
 
 // settingsKey identifies an export's settings for the 4001 rule.
+// The notification URL is left out: it differs per request.
 func settingsKey(p Params) string {
+	p.NotificationURL = ""
 	b, _ := json.Marshal(p)
 	return string(b)
 }
@@ -559,19 +683,29 @@ func (s *Server) notify(id int64) {
 	url := e.Params.NotificationURL
 	payload := map[string]any{"replyCode": 0, "replyText": "OK", "data": s.statusData(e)}
 	s.mu.Unlock()
-	if url == "" {
+	if url == "" || s.cfg.DropNotifications {
 		return
 	}
 	body, _ := json.Marshal(payload)
+	calls := 1
+	if s.cfg.NotifyTwice {
+		calls = 2
+	}
 	for attempt := 0; attempt < 6; attempt++ {
 		if attempt > 0 && !s.sleep(s.cfg.NotifyRetryInterval) {
 			return
 		}
-		req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, url, bytes.NewReader(body))
+		var rd io.Reader
+		if s.cfg.NotifyMethod != http.MethodGet {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(s.ctx, s.cfg.NotifyMethod, url, rd)
 		if err != nil {
 			return
 		}
-		req.Header.Set("Content-Type", "application/json")
+		if rd != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
@@ -579,8 +713,12 @@ func (s *Server) notify(id int64) {
 			if resp.StatusCode < 300 {
 				s.mu.Lock()
 				e.Notified = true
+				e.NotifyCalls++
 				s.mu.Unlock()
-				return
+				if calls--; calls == 0 {
+					return
+				}
+				attempt = -1 // the duplicate is a fresh call, with its own retries
 			}
 		}
 	}

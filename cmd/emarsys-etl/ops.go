@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	chstore "github.com/emarsys-etl/emarsys-etl/loaders/clickhouse"
+	"github.com/emarsys-etl/emarsys-etl/pipeline"
+	"github.com/emarsys-etl/emarsys-etl/pipeline/config"
+	"github.com/emarsys-etl/emarsys-etl/pipeline/ops"
+)
+
+// newOps builds the HTTP side: a registry of its own (no global state), the
+// pipeline metrics, the ledger collector and the ClickHouse and ledger
+// readiness checks. Handlers can be mounted on the server at any time.
+func newOps(cfg *config.Config, store *chstore.Store, log *slog.Logger) (*ops.Server, *ops.Metrics) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "emarsys_etl_build_info",
+		Help: "Always 1; the labels say which build runs.", ConstLabels: prometheus.Labels{"version": version, "commit": commit}},
+		func() float64 { return 1 }))
+	m := ops.NewMetrics(reg, cfg.Account)
+	ops.RegisterLedger(reg, store, cfg.Account)
+	srv := ops.NewServer(reg, log)
+	srv.AddReadyCheck("clickhouse", ops.ClickHouseCheck(store))
+	srv.AddReadyCheck("ledger", ops.LedgerCheck(store, cfg.Account))
+	return srv, m
+}
+
+// startOps starts the listener at http.listen (if set). In daemon mode the
+// scheduler must tick for readiness and a listener that cannot bind stops
+// start-up; a one-shot run only warns, so it can run beside a daemon.
+func startOps(srv *ops.Server, cfg *config.Config, runner *pipeline.Runner, daemon bool, log *slog.Logger) (stop func(), ok bool) {
+	addr := cfg.HTTP.Addr()
+	if addr == "" {
+		return func() {}, true
+	}
+	if daemon {
+		started := time.Now()
+		if c, err := ops.SchedulerCheck(cfg.Schedule.Cron, started, runner.LastTick.Load, time.Now); err == nil {
+			srv.AddReadyCheck("scheduler", c)
+		}
+	}
+	bound, err := srv.Start(addr)
+	if err != nil {
+		if daemon {
+			log.Error("start HTTP listener (set http.listen, or \"\" to disable it)", "err", err)
+			return func() {}, false
+		}
+		log.Warn("HTTP listener not started", "err", err)
+		return func() {}, true
+	}
+	log.Info("HTTP listener", "addr", bound.String(), "endpoints", "/metrics /healthz /readyz")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, true
+}
+
+// apiClient is the HTTP client of the Emarsys API, counted by m.
+func apiClient(cfg *config.Config, m *ops.Metrics) *http.Client {
+	return &http.Client{Timeout: cfg.Emarsys.RequestTimout, Transport: m.Transport(nil)}
+}

@@ -1,0 +1,125 @@
+package clickhouse
+
+import (
+	"context"
+	"sync"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// blockBuf is one stage block being filled or sent: the encoders of the
+// Plan's fields and the three bookkeeping columns.
+type blockBuf struct {
+	encs    []encoder
+	lines   []uint32
+	utf8    []uint8
+	sources []int8
+	rows    int
+}
+
+func (b *blockBuf) reset() {
+	for _, e := range b.encs {
+		e.reset()
+	}
+	b.lines, b.utf8, b.sources, b.rows = b.lines[:0], b.utf8[:0], b.sources[:0], 0
+}
+
+// stageStream sends the stage's blocks from a goroutine of its own over one
+// INSERT, so that the parser fills block k+1 while block k is encoded, LZ4
+// compressed, sent and written by ClickHouse. Two buffers circulate (the
+// one being filled, the one being sent), which bounds memory to two blocks
+// whatever the file's size. One INSERT per window also spares a round trip
+// per block and lets clickhouse-go keep its column buffers between blocks.
+type stageStream struct {
+	full chan *blockBuf // filled buffers, to the sender
+	free chan *blockBuf // emptied buffers, back to the filler
+	done chan struct{}  // closed when the sender has finished
+	keep bool           // set before full is closed: end the INSERT (else abort it)
+
+	mu  sync.Mutex
+	err error // the sender's first error; later blocks are dropped
+}
+
+func startStageStream(ctx context.Context, s *Store, insert string, spare *blockBuf) (*stageStream, error) {
+	batch, err := s.conn.PrepareBatch(ctx, insert)
+	if err != nil {
+		return nil, err
+	}
+	st := &stageStream{full: make(chan *blockBuf, 1), free: make(chan *blockBuf, 2), done: make(chan struct{})}
+	st.free <- spare
+	go st.run(batch)
+	return st, nil
+}
+
+func (st *stageStream) run(batch driver.Batch) {
+	defer close(st.done)
+	cols := make([]any, 0, 8)
+	for b := range st.full {
+		if st.failed() == nil {
+			cols = append(cols[:0], b.lines, b.utf8, b.sources)
+			for _, e := range b.encs {
+				cols = append(cols, e.column())
+			}
+			var err error
+			for i, c := range cols {
+				if err = batch.Column(i).Append(c); err != nil {
+					break
+				}
+			}
+			// The block holds its own copy now: the buffer can be refilled
+			// while the copy is compressed and sent.
+			b.reset()
+			st.free <- b
+			if err == nil {
+				err = batch.Flush()
+			}
+			st.fail(err)
+			continue
+		}
+		b.reset()
+		st.free <- b
+	}
+	if st.keep && st.failed() == nil {
+		// Send ends the INSERT and waits for the server's answer: an error
+		// writing any block surfaces here at the latest.
+		st.fail(batch.Send())
+		return
+	}
+	batch.Abort()
+}
+
+func (st *stageStream) fail(err error) {
+	if err == nil {
+		return
+	}
+	st.mu.Lock()
+	if st.err == nil {
+		st.err = err
+	}
+	st.mu.Unlock()
+}
+
+func (st *stageStream) failed() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.err
+}
+
+// ship hands a filled buffer to the sender and returns an empty one.
+func (st *stageStream) ship(b *blockBuf) (*blockBuf, error) {
+	if err := st.failed(); err != nil {
+		return b, err
+	}
+	st.full <- b
+	next := <-st.free
+	return next, st.failed()
+}
+
+// finish ends the stream: keep sends the INSERT's end and waits for the
+// server to confirm every block; otherwise the INSERT is abandoned.
+func (st *stageStream) finish(keep bool) error {
+	st.keep = keep
+	close(st.full)
+	<-st.done
+	return st.failed()
+}
