@@ -15,7 +15,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME ?= 10s
 export CLICKHOUSE_ADDR
 
-.PHONY: help build demo demo-stop test lint fuzz clickhouse-up clickhouse-down cluster-up cluster-down cluster-smoke clean
+.PHONY: help build demo demo-stop test lint fuzz bench clickhouse-up clickhouse-down cluster-up cluster-down cluster-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -34,6 +34,14 @@ demo-stop: clickhouse-down ## stop the private ClickHouse the demo started (its 
 test: lint clickhouse-up ## run every test (needs ClickHouse: started privately if none answers)
 	CLICKHOUSE_REQUIRED=1 go test -count=1 -timeout 20m ./...
 	go test -count=1 -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./pipeline/csvrows
+
+BENCH_ROWS ?= 2000000
+BENCH_RUNS ?= 3
+
+bench: build clickhouse-up ## load BENCH_ROWS rows: emarsys-etl vs clickhouse-client vs FTP read, then parser/typing benchmarks
+	go build -o bin/emarsys-bench ./cmd/emarsys-bench
+	./bin/emarsys-bench --etl ./bin/emarsys-etl --clickhouse $(CLICKHOUSE_ADDR) --rows $(BENCH_ROWS) --runs $(BENCH_RUNS) --workdir $(CURDIR)/.local/bench
+	go test -run '^$$' -bench 'Parse|Typing' -benchtime 10x ./pipeline/csvrows
 
 fuzz: ## fuzz the CSV parser for longer (FUZZTIME=5m)
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(if $(filter 10s,$(FUZZTIME)),5m,$(FUZZTIME)) ./pipeline/csvrows

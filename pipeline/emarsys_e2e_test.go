@@ -372,3 +372,37 @@ func TestFTPTransferBreaksHalfway(t *testing.T) {
 		}
 	}
 }
+
+// WSSE with the local clock 10 minutes behind the API's: reported as clock
+// skew with the size of it, not as a bad password.
+func TestWSSEClockSkewReported(t *testing.T) {
+	h := pipelinetest.New(t, pipelinetest.Options{
+		SimConfig: func(c *sim.Config) { c.Now = func() time.Time { return time.Now().Add(10 * time.Minute) } },
+		Config: func(c *config.Config) {
+			c.Emarsys.Auth = "wsse"
+			c.Emarsys.BaseURL = strings.Replace(c.Emarsys.BaseURL, "/api/v3/", "/api/v2/", 1)
+			c.Schedule.Attempts = 1
+		}})
+	r := h.Runner.Run(t.Context(), pipeline.Window{Start: day, End: day.Add(6 * time.Hour)})
+	if r.State != pipeline.StateFailed || !errors.Is(r.Err, emarsys.ErrClockSkew) {
+		t.Fatalf("window: %s %v; want failed with clock skew", r.State, r.Err)
+	}
+	msg := r.Err.Error()
+	if !strings.Contains(msg, "local clock is 600 s behind the API") && !strings.Contains(msg, "local clock is 599 s behind the API") {
+		t.Errorf("error %q does not say how far behind the clock is", msg)
+	}
+	if strings.Contains(msg, "check the API user name and secret") {
+		t.Errorf("error %q blames the password", msg)
+	}
+}
+
+// HTML 503 pages on the status call are retried and never surface as a JSON
+// parse error.
+func TestHTML5xxRetried(t *testing.T) {
+	h := pipelinetest.New(t, pipelinetest.Options{SimConfig: func(c *sim.Config) { c.FailNextStatus = 3 }})
+	h.Backfill(day, day.Add(6*time.Hour))
+	h.AssertWarehouse(day, day.Add(6*time.Hour))
+	if strings.Contains(h.Log.String(), "invalid character '<'") {
+		t.Error("an HTML page was parsed as JSON")
+	}
+}

@@ -59,6 +59,9 @@ type Summary struct {
 	Expected, Loaded, Lost, Duplicate int
 	KillStates                        map[string]int
 	Runs                              int
+	// AggregatesDiffer counts BI aggregate rows not equal to the same
+	// query over email_responses (must be 0).
+	AggregatesDiffer int
 }
 
 // Line is the summary line `make chaos` prints.
@@ -323,13 +326,13 @@ schedule: {window: %s, lag: 0s, concurrency: 2, attempts: 3, grace: 5s}
 			// still find the range unfinished.
 			upper := o.MaxKillDelay
 			done := doneWindows(ctx, conn, o.Database)
-			// A run lives ~0.6s before its first window and then does a
-			// few windows a second.
+			// A run needs ~0.3s before its first window, then does a few
+			// windows a second.
 			switch left, killsLeft := o.Windows-done, o.Kills-sum.Kills; {
 			case left <= killsLeft:
-				upper = min(upper, 350*time.Millisecond)
-			case left <= 6*killsLeft:
-				upper = min(upper, 700*time.Millisecond)
+				upper = min(upper, 250*time.Millisecond)
+			case left <= 3*killsLeft:
+				upper = min(upper, 900*time.Millisecond)
 			}
 			delay := time.Duration(50+rng.Int64N(int64(upper/time.Millisecond))) * time.Millisecond
 			select {
@@ -410,6 +413,9 @@ schedule: {window: %s, lag: 0s, concurrency: 2, attempts: 3, grace: 5s}
 		if n := want[k]; g > n {
 			sum.Duplicate += g - n
 		}
+	}
+	if sum.AggregatesDiffer, err = aggregatesDiffer(ctx, conn, o.Database); err != nil {
+		return sum, err
 	}
 	return sum, nil
 }

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,4 +69,22 @@ func startOps(srv *ops.Server, cfg *config.Config, runner *pipeline.Runner, daem
 // apiClient is the HTTP client of the Emarsys API, counted by m.
 func apiClient(cfg *config.Config, m *ops.Metrics) *http.Client {
 	return &http.Client{Timeout: cfg.Emarsys.RequestTimout, Transport: m.Transport(nil)}
+}
+
+// scrubForms adds to each secret the forms it takes once escaped in JSON
+// (quotes, backslashes, <, >, &), so a scrubber of JSON text still finds it.
+func scrubForms(secrets []string) []string {
+	out := append([]string(nil), secrets...)
+	for _, s := range secrets {
+		for _, html := range []bool{true, false} {
+			var b strings.Builder
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(html)
+			enc.Encode(s)
+			if e := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(b.String()), `"`), `"`); e != s && !slices.Contains(out, e) {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
 }

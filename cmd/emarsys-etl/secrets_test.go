@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,5 +68,22 @@ func TestSecretsNeverPrinted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The log scrubber finds a secret also where JSON escaping changed it.
+func TestLoggerScrubsEscapedSecrets(t *testing.T) {
+	const secret = `p"w<&>\x-Qz81`
+	var buf strings.Builder
+	log := newLogger(&buf, "debug", []string{secret})
+	log.Error("login failed", "err", errors.New("dial: password "+secret+" refused"), "dsn", "clickhouse://u:"+secret+"@h:9000")
+	out := buf.String()
+	if !strings.Contains(out, "login failed") || !strings.Contains(out, "***") {
+		t.Fatalf("unexpected log: %s", out)
+	}
+	for _, part := range []string{secret, `p\"w`, `\u003c\u0026`, "Qz81"} {
+		if strings.Contains(out, part) {
+			t.Errorf("log carries %q: %s", part, out)
+		}
 	}
 }

@@ -71,7 +71,7 @@ func extractSQL(t *testing.T, file string) []dashQuery {
 }
 
 // expand substitutes the Grafana ClickHouse plugin's macros the dashboards
-// use, as the plugin expands them, plus the template variables and the
+// use, as the plugin (v4, pkg/macros) expands them, plus the template variables and the
 // database name. An unknown macro left over fails the test: it would have
 // to be checked against ClickHouse 18.16 first ($__timeInterval, for one,
 // expands to toStartOfInterval, which 18.16 lacks).
@@ -82,7 +82,7 @@ func expand(t *testing.T, q dashQuery, db, account string, from, to time.Time) s
 	s = regexp.MustCompile(`\$__timeFilter\(([^)]+)\)`).ReplaceAllString(s,
 		fmt.Sprintf("$1 >= toDateTime(%d) AND $1 <= toDateTime(%d)", f, tt))
 	s = regexp.MustCompile(`\$__dateFilter\(([^)]+)\)`).ReplaceAllString(s,
-		fmt.Sprintf("$1 >= toDate(toDateTime(%d)) AND $1 <= toDate(toDateTime(%d))", f, tt))
+		fmt.Sprintf("$1 >= toDate('%s') AND $1 <= toDate('%s')", from.UTC().Format(time.DateOnly), to.UTC().Format(time.DateOnly)))
 	s = strings.ReplaceAll(s, "$__fromTime", fmt.Sprintf("toDateTime(%d)", f))
 	s = strings.ReplaceAll(s, "$__toTime", fmt.Sprintf("toDateTime(%d)", tt))
 	s = strings.ReplaceAll(s, "${account}", account)

@@ -111,3 +111,41 @@ func (s *Store) ensureContactsView(ctx context.Context) error {
 	q := fmt.Sprintf("CREATE VIEW IF NOT EXISTS %s AS SELECT %s FROM %s GROUP BY account, user_id", s.table(contactsView), sel.String(), s.table(factTable))
 	return s.exec(ctx, "create view "+contactsView, q)
 }
+
+// lowCardinalityColumns are the aggregate columns with few distinct values
+// that servers with LowCardinality store as dictionaries.
+var lowCardinalityColumns = [][2]string{
+	{aggCampaignDaily, "campaign_category"},
+	{aggCampaignDaily, "version_name"},
+	{aggLinkDaily, "link_category"},
+}
+
+// useLowCardinality reports whether the server has LowCardinality without
+// an experimental setting (from 19.9; the migrations stay 18.16-safe).
+func useLowCardinality(major, minor int) bool {
+	return major > 19 || (major == 19 && minor >= 9)
+}
+
+// ensureBIForms moves the aggregates' category columns to
+// LowCardinality(String) on servers that have it. A column that is already
+// converted is left alone, so this runs at every start.
+func (s *Store) ensureBIForms(ctx context.Context) error {
+	if !useLowCardinality(s.major, s.minor) {
+		return nil
+	}
+	for _, tc := range lowCardinalityColumns {
+		cols, err := s.tableColumns(ctx, tc[0])
+		if err != nil {
+			return err
+		}
+		for _, c := range cols {
+			if c.name == tc[1] && c.typ == "String" {
+				q := fmt.Sprintf("ALTER TABLE %s MODIFY COLUMN %s LowCardinality(String)", s.table(tc[0]), quoteIdent(tc[1]))
+				if err := s.exec(ctx, "make "+tc[0]+"."+tc[1]+" LowCardinality", q); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -31,9 +31,11 @@
 // anywhere, including halfway through the final insert, loading the window
 // again adds exactly the rows that are still missing. An overlapping window
 // adds only the rows the earlier one did not have. This relies on one
-// loader per account at a time (leases, etl_leases, are meant for that):
-// two concurrent commits covering the same responses could both see them
-// as missing.
+// committer per account at a time, since two concurrent commits covering the
+// same responses could both see them as missing: within a Store commits take
+// turns (commitMu), and across processes the account lease (lease.go,
+// etl_leases: claim, read back, argMax by version) keeps a second instance
+// out.
 //
 // email_responses is a ReplacingMergeTree(loaded_at) keyed on response_key
 // as a safety net only; correctness never waits for a merge. The ledger

@@ -60,7 +60,10 @@ func (s *Store) Migrate(ctx context.Context, contact []schema.Field) error {
 	if err := s.EnsureContactColumns(ctx, contact); err != nil {
 		return err
 	}
-	return s.ensureContactsView(ctx) // its columns follow the contact columns
+	if err := s.ensureContactsView(ctx); err != nil { // its columns follow the contact columns
+		return err
+	}
+	return s.ensureBIForms(ctx)
 }
 
 // recordMigration notes m as applied. It goes through a batch: over the

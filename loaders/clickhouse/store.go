@@ -22,13 +22,13 @@ type Config struct {
 	User        string        // default "default"
 	Password    string        // never printed: errors are scrubbed of it
 	DialTimeout time.Duration // default 10s
-	BatchRows   int           // rows per block sent while staging; default 100000
+	BatchRows   int           // rows per block sent while staging; default 10000
 }
 
 const (
 	defaultAddr        = "127.0.0.1:9000"
 	defaultDialTimeout = 10 * time.Second
-	defaultBatchRows   = 100_000
+	defaultBatchRows   = 10_000
 )
 
 // Store is a connection pool to one ClickHouse database plus what the

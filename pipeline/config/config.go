@@ -292,7 +292,7 @@ func (c *Config) applyDefaults() {
 	def(&c.ClickHouse.Database, "emarsys")
 	def(&c.ClickHouse.User, "default")
 	if c.ClickHouse.BatchRows == 0 {
-		c.ClickHouse.BatchRows = 100000
+		c.ClickHouse.BatchRows = 10000 // measured: as fast as 100000 and a tenth of the memory (README, Performance)
 	}
 	def(&c.Schedule.Cron, "*/15 * * * *")
 	defDur(&c.Schedule.Window, 6*time.Hour)

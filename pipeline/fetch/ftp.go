@@ -4,10 +4,13 @@ package fetch
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/textproto"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +38,23 @@ type FTPConfig struct {
 	// MaxResumes bounds how often a broken download is resumed (REST);
 	// 0 means DefaultMaxResumes, a negative value never resumes.
 	MaxResumes int
+	// TLS asks for explicit FTPS (AUTH TLS) and verifies the server's
+	// certificate against RootCAs (nil: the system's roots) and Host.
+	TLS     bool
+	RootCAs *x509.CertPool
+}
+
+// LoadCAFile reads PEM certificates for FTPConfig.RootCAs.
+func LoadCAFile(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("FTP CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("FTP CA file %s: no PEM certificate in it", path)
+	}
+	return pool, nil
 }
 
 // String hides the password from %v and %s.
@@ -90,7 +110,15 @@ func dial(ctx context.Context, cfg FTPConfig) (*session, error) {
 		s.setDeadline(time.Unix(1, 0))
 	})
 	d := net.Dialer{Timeout: cfg.timeout()}
-	conn, err := ftp.Dial(cfg.addr(),
+	opts := []ftp.DialOption{}
+	if cfg.TLS {
+		opts = append(opts, ftp.DialWithExplicitTLS(&tls.Config{
+			RootCAs:    cfg.RootCAs,
+			ServerName: cfg.Host,
+			MinVersion: tls.VersionTLS12,
+		}))
+	}
+	conn, err := ftp.Dial(cfg.addr(), append(opts,
 		ftp.DialWithTimeout(cfg.timeout()),
 		ftp.DialWithShutTimeout(cfg.timeout()),
 		ftp.DialWithDialFunc(func(network, address string) (net.Conn, error) {
@@ -103,10 +131,15 @@ func dial(ctx context.Context, cfg FTPConfig) (*session, error) {
 			s.tracked = append(s.tracked, c)
 			s.mu.Unlock()
 			return c, nil
-		}))
+		}))...)
 	if err != nil {
 		s.stop()
 		s.closeAll()
+		var ce *tls.CertificateVerificationError
+		var he x509.HostnameError
+		if errors.As(err, &ce) || errors.As(err, &he) {
+			return nil, fmt.Errorf("connect to FTP %s with TLS: the server's certificate is not trusted: %w (set ftp.ca_file to the CA that signed it, and use the name in the certificate as ftp.host)", cfg.addr(), err)
+		}
 		return nil, fmt.Errorf("connect to FTP %s: %w", cfg.addr(), s.cause(err))
 	}
 	s.conn = conn

@@ -4,6 +4,7 @@
 package ftpd
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,10 @@ type Options struct {
 	// WrapRead, when set, wraps the reader of every file a client
 	// downloads (RETR): fault injection, e.g. a connection dropped mid-file.
 	WrapRead func(path string, r io.ReadCloser) io.ReadCloser
+	// TLSConfig, when set, offers explicit FTPS (AUTH TLS, RFC 4217) with
+	// this certificate; ForceTLS then refuses clients that stay plain.
+	TLSConfig *tls.Config
+	ForceTLS  bool
 }
 
 // Server is a running FTP server. Close stops it.
@@ -96,6 +101,10 @@ func Start(o Options) (*Server, error) {
 		PassivePorts: o.PassivePorts,
 		Logger:       logger,
 		Commands:     commands(),
+		TLS:          o.TLSConfig != nil,
+		TLSConfig:    o.TLSConfig,
+		ExplicitFTPS: o.TLSConfig != nil,
+		ForceTLS:     o.ForceTLS && o.TLSConfig != nil,
 	})
 	if err != nil {
 		ln.Close()
