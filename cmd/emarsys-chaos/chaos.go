@@ -256,28 +256,7 @@ func Run(ctx context.Context, o Options) (sum Summary, err error) {
 	from := time.Date(2026, 10, 5, 0, 0, 0, 0, time.UTC)
 	to := from.Add(time.Duration(o.Windows) * o.Window)
 	cfgPath := filepath.Join(wd, "emarsys-etl.yaml")
-	cfg := fmt.Sprintf(`# Written by emarsys-chaos.
-account: %s
-timezone: Europe/Vienna
-emarsys:
-  base_url: http://%s/api/v2/
-  auth: wsse
-  user: %s
-  secret: ${EMARSYS_SECRET}
-  poll_initial: 50ms
-  poll_max: 200ms
-  export_timeout: 2m
-  stuck_after: 1m
-export:
-  contact_fields: [1, 2, 3, 11]
-  analysis_fields: [1, 4, 5, 8, 12, 13]
-  sources: [%s]
-ftp: {host: %s, port: %d, user: %s, password: "${FTP_PASSWORD}", folder: exports, timeout: 5s, after_load: archive}
-clickhouse: {addr: "%s", database: %s}
-http: {listen: ""}
-schedule: {window: %s, lag: 0s, concurrency: 2, attempts: 3, grace: 5s}
-`, account, ln.Addr(), apiUser, strings.Join(sources, ", "), fs.Host(), fs.Port(), ftpUser, addr, o.Database, o.Window)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+	if err := writeConfig(cfgPath, ln.Addr().String(), fs.Host(), fs.Port(), addr, o.Database, o.Window); err != nil {
 		return sum, err
 	}
 	logPath := filepath.Join(wd, "emarsys-etl.log")
@@ -471,4 +450,34 @@ func waitDial(ctx context.Context, addr string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// writeConfig writes the ETL's configuration; secrets stay in the environment
+// (EMARSYS_SECRET, FTP_PASSWORD).
+func writeConfig(path, simAddr, ftpHost string, ftpPort int, chAddr, db string, window time.Duration) error {
+	cfg := fmt.Sprintf(`# Written by emarsys-chaos.
+account: %s
+timezone: Europe/Vienna
+emarsys:
+  base_url: http://%s/api/v2/
+  auth: wsse
+  user: %s
+  secret: ${EMARSYS_SECRET}
+  poll_initial: 50ms
+  poll_max: 200ms
+  export_timeout: 2m
+  stuck_after: 1m
+export:
+  contact_fields: [1, 2, 3, 11]
+  analysis_fields: [1, 4, 5, 8, 12, 13]
+  sources: [%s]
+ftp: {host: %s, port: %d, user: %s, password: "${FTP_PASSWORD}", folder: exports, timeout: 5s, after_load: archive}
+clickhouse: {addr: "%s", database: %s}
+http: {listen: ""}
+schedule: {window: %s, lag: 0s, concurrency: 2, attempts: 3, grace: 5s}
+`, account, simAddr, apiUser, strings.Join(sources, ", "), ftpHost, ftpPort, ftpUser, chAddr, db, window)
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return fmt.Errorf("write the ETL configuration: %w", err)
+	}
+	return nil
 }

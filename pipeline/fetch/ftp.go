@@ -111,13 +111,19 @@ func dial(ctx context.Context, cfg FTPConfig) (*session, error) {
 	})
 	d := net.Dialer{Timeout: cfg.timeout()}
 	opts := []ftp.DialOption{}
+	var tlsConf *tls.Config
 	if cfg.TLS {
-		opts = append(opts, ftp.DialWithExplicitTLS(&tls.Config{
+		tlsConf = &tls.Config{
 			RootCAs:    cfg.RootCAs,
 			ServerName: cfg.Host,
 			MinVersion: tls.VersionTLS12,
-		}))
+			// Servers like vsftpd (require_ssl_reuse) want the data
+			// connection to resume the control connection's session.
+			ClientSessionCache: tls.NewLRUClientSessionCache(4),
+		}
+		opts = append(opts, ftp.DialWithExplicitTLS(tlsConf))
 	}
+	dials := 0
 	conn, err := ftp.Dial(cfg.addr(), append(opts,
 		ftp.DialWithTimeout(cfg.timeout()),
 		ftp.DialWithShutTimeout(cfg.timeout()),
@@ -129,7 +135,15 @@ func dial(ctx context.Context, cfg FTPConfig) (*session, error) {
 			c.SetDeadline(time.Now().Add(cfg.timeout()))
 			s.mu.Lock()
 			s.tracked = append(s.tracked, c)
+			dials++
+			first := dials == 1
 			s.mu.Unlock()
+			if tlsConf != nil && !first {
+				// The library upgrades the control connection (AUTH TLS)
+				// itself, but leaves data connections made by a custom dial
+				// function plain: PROT P wants them in TLS too.
+				return tls.Client(c, tlsConf), nil
+			}
 			return c, nil
 		}))...)
 	if err != nil {

@@ -117,9 +117,17 @@ func Start(o Options) (*Server, error) {
 		port: tcp.Port,
 		done: make(chan struct{}),
 	}
+	serve := func() error { return srv.Serve(s.ln) }
+	if o.TLSConfig != nil {
+		// The library arms its TLS settings only in ListenAndServe: give
+		// the port over to it. Close then cannot drop open sessions.
+		ln.Close()
+		s.ln = nil
+		serve = srv.ListenAndServe
+	}
 	go func() {
 		defer close(s.done)
-		err := srv.Serve(s.ln)
+		err := serve()
 		if err != nil && !errors.Is(err, ftpserver.ErrServerClosed) && o.Logger != nil {
 			o.Logger.Debug("ftpd: serve ended", "err", err)
 		}
@@ -142,7 +150,9 @@ func (s *Server) Addr() string { return net.JoinHostPort(s.host, strconv.Itoa(s.
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.err = s.srv.Shutdown()
-		s.ln.closeConns()
+		if s.ln != nil {
+			s.ln.closeConns()
+		}
 		<-s.done
 	})
 	return s.err
