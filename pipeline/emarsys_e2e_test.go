@@ -406,3 +406,14 @@ func TestHTML5xxRetried(t *testing.T) {
 		t.Error("an HTML page was parsed as JSON")
 	}
 }
+
+// The ETL reads over explicit FTPS, the server's certificate checked
+// against ftp.ca_file; the rows arrive once.
+func TestFTPSRead(t *testing.T) {
+	tlsConf, caFile := pipelinetest.TestCA(t)
+	h := pipelinetest.New(t, pipelinetest.Options{FTPTLS: tlsConf, Config: func(c *config.Config) {
+		c.FTP.TLS, c.FTP.CAFile = true, caFile
+	}})
+	h.Backfill(day, day.Add(6*time.Hour))
+	h.AssertWarehouse(day, day.Add(6*time.Hour))
+}

@@ -42,16 +42,20 @@ func NewAPIClient(cfg *config.Config, hc *http.Client, log *slog.Logger, tune fu
 
 // NewSource returns where export files are read from: the FTP server, or
 // the API's data download for distribution_method local.
-func NewSource(cfg *config.Config, api *emarsys.Client) Source {
+func NewSource(cfg *config.Config, api *emarsys.Client) (Source, error) {
 	if cfg.Export.DistributionMethod == "local" {
-		return LocalSource{API: api, PageRows: cfg.Emarsys.PageRows, Header: *cfg.Export.Header}
+		return LocalSource{API: api, PageRows: cfg.Emarsys.PageRows, Header: *cfg.Export.Header}, nil
 	}
-	return FTPSource{
-		Cfg: fetch.FTPConfig{Host: cfg.FTP.Host, Port: cfg.FTP.Port, User: cfg.FTP.User,
-			Password: cfg.FTP.Password, Folder: cfg.FTP.Folder, Timeout: cfg.FTP.Timeout},
-		AfterLoad: fetch.AfterLoad(cfg.FTP.AfterLoad),
-		Archive:   cfg.FTP.ArchiveFolder,
+	fc := fetch.FTPConfig{Host: cfg.FTP.Host, Port: cfg.FTP.Port, User: cfg.FTP.User,
+		Password: cfg.FTP.Password, Folder: cfg.FTP.Folder, Timeout: cfg.FTP.Timeout, TLS: cfg.FTP.TLS}
+	if cfg.FTP.CAFile != "" {
+		pool, err := fetch.LoadCAFile(cfg.FTP.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ftp.ca_file: %w", err)
+		}
+		fc.RootCAs = pool
 	}
+	return FTPSource{Cfg: fc, AfterLoad: fetch.AfterLoad(cfg.FTP.AfterLoad), Archive: cfg.FTP.ArchiveFolder}, nil
 }
 
 // ExportSource is a Source that reads by export id rather than file name.

@@ -304,8 +304,16 @@ schedule:
 		return 0, 0, err
 	}
 	defer logFile.Close()
-	cmd := exec.CommandContext(ctx, o.etl, "--config", cfgPath, "--backfill",
-		"--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339))
+	args := []string{o.etl, "--config", cfgPath, "--backfill", "--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339)}
+	// The child's own ru_maxrss is not the etl's: Go starts children with
+	// vfork, and the kernel folds the parent's peak RSS into the child's at
+	// exec. GNU time forks a fresh process, so its %M is the etl's alone.
+	rssFile := filepath.Join(wd, "maxrss")
+	timeBin, timeErr := exec.LookPath("/usr/bin/time")
+	if timeErr == nil {
+		args = append([]string{timeBin, "-f", "%M", "-o", rssFile}, args...)
+	}
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), "FTP_PASSWORD="+pass)
 	cmd.Stdout, cmd.Stderr = io.Discard, logFile
 	t0 := time.Now()
@@ -315,8 +323,19 @@ schedule:
 		return 0, 0, fmt.Errorf("%s: %v (see %s)", o.etl, err, logPath)
 	}
 	var maxrss int64
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		maxrss = ru.Maxrss << 10 // KiB on Linux
+	if timeErr == nil {
+		b, err := os.ReadFile(rssFile)
+		if err != nil {
+			return 0, 0, err
+		}
+		f := strings.Fields(string(b))
+		kib, err := strconv.ParseInt(f[len(f)-1], 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("max RSS from %s: %q", timeBin, b)
+		}
+		maxrss = kib << 10
+	} else if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		maxrss = ru.Maxrss << 10 // KiB; an upper bound, see above
 	}
 	// The load must be whole: every row of the files either in the table or
 	// counted as a duplicate key the generator happened to repeat.

@@ -20,6 +20,31 @@ import (
 // checkTimeout bounds each part of --check-config.
 const checkTimeout = 30 * time.Second
 
+// runCheckConfigs checks each account in turn (one header line per account
+// when there are several); exit 0 only when every check of every account passed.
+func runCheckConfigs(cfgs []*config.Config, w io.Writer) int {
+	if len(cfgs) == 1 {
+		return runCheckConfig(cfgs[0], w)
+	}
+	code, failedAccts := exitOK, []string{}
+	for i, c := range cfgs {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "account %s:\n", c.Account)
+		if runCheckConfig(c, w) != exitOK {
+			code = exitFailed
+			failedAccts = append(failedAccts, c.Account)
+		}
+	}
+	if len(failedAccts) > 0 {
+		fmt.Fprintf(w, "\naccounts with failed checks: %s\n", strings.Join(failedAccts, ", "))
+	} else {
+		fmt.Fprintf(w, "\nall %d accounts passed\n", len(cfgs))
+	}
+	return code
+}
+
 // runCheckConfig tries every outside dependency for real and prints one line
 // per check; exit 0 only when all passed. It runs each part even after one
 // failed, so a single run names every problem.

@@ -8,7 +8,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,7 +25,6 @@ import (
 	"github.com/emarsys-etl/emarsys-etl/pipeline"
 	"github.com/emarsys-etl/emarsys-etl/pipeline/config"
 	"github.com/emarsys-etl/emarsys-etl/pipeline/dashboard"
-	"github.com/emarsys-etl/emarsys-etl/pipeline/notify"
 )
 
 // Set at build time by the Makefile (-ldflags -X).
@@ -72,6 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	status := fs.Bool("status", false, "print the ledger: windows per day, gaps, lag, last errors; exit 1 on a gap or failed window")
 	asJSON := fs.Bool("json", false, "with --status: print JSON")
 	checkConfig := fs.Bool("check-config", false, "check credentials, FTP folder and ClickHouse for real; exit 1 if any check fails")
+	accountName := fs.String("account", "", "only this account of the config's accounts: list (default: all)")
 	manual := addLoadFileFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -109,18 +108,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	cfg, err := config.Load(*cfgPath)
+	// One Config per account (one, or the accounts: list); clickhouse and
+	// http are global, so cfg (the first) stands for them.
+	all, err := config.LoadAccounts(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "emarsys-etl: %v\n", err)
 		return exitUsage
 	}
-	log := newLogger(stderr, *logLevel, cfg.Secrets())
+	cfgs, err := selectAccounts(all, *accountName)
+	if err != nil {
+		fmt.Fprintf(stderr, "emarsys-etl: %v\n", err)
+		return exitUsage
+	}
+	if *manual.path != "" && len(cfgs) > 1 {
+		fmt.Fprintln(stderr, "emarsys-etl: --load-file loads into one account: add --account NAME")
+		return exitUsage
+	}
+	cfg := cfgs[0]
+	secrets := config.AllSecrets(all)
+	log := newLogger(stderr, *logLevel, secrets)
 	if *status {
 		// Ledger errors are scrubbed when stored; scrub again on the way out.
-		return runStatus(cfg, *asJSON, &scrubWriter{w: stdout, secrets: scrubForms(cfg.Secrets())}, stderr)
+		return runStatus(cfgs, *asJSON, &scrubWriter{w: stdout, secrets: scrubForms(secrets)}, stderr)
 	}
 	if *checkConfig {
-		return runCheckConfig(cfg, &scrubWriter{w: stdout, secrets: scrubForms(cfg.Secrets())})
+		return runCheckConfigs(cfgs, &scrubWriter{w: stdout, secrets: scrubForms(secrets)})
 	}
 
 	var start, end time.Time
@@ -140,7 +152,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	if *dryRun {
-		return dryRunBackfill(cfg, start, end, stdout)
+		code := exitOK
+		for _, c := range cfgs {
+			if len(cfgs) > 1 {
+				fmt.Fprintf(stdout, "account %s: ", c.Account)
+			}
+			code = max(code, dryRunBackfill(c, start, end, stdout))
+		}
+		return code
 	}
 
 	store, err := chstore.Open(ctx, chstore.Config{
@@ -152,99 +171,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitStartup
 	}
 	defer store.Close()
-	contact, err := cfg.Export.ContactSchema()
-	if err != nil {
-		log.Error("contact fields", "err", err)
-		return exitUsage
-	}
-	if err := store.Migrate(ctx, contact); err != nil {
-		log.Error("apply migrations", "database", cfg.ClickHouse.Database, "err", err)
-		return exitStartup
+	for _, c := range cfgs {
+		// Each account adds its contact columns; the tables are shared.
+		contact, err := c.Export.ContactSchema()
+		if err != nil {
+			log.Error("contact fields", "account", c.Account, "err", err)
+			return exitUsage
+		}
+		if err := store.Migrate(ctx, contact); err != nil {
+			log.Error("apply migrations", "database", cfg.ClickHouse.Database, "err", err)
+			return exitStartup
+		}
 	}
 
 	// The HTTP listener: /metrics, /healthz, /readyz. Mount further handlers
 	// with opsSrv.Handle (before or after startOps).
-	opsSrv, metrics := newOps(cfg, store, log)
+	opsSrv, metrics := newOps(cfgs, store, log)
 	// The built-in BI page at / and its JSON under /api/bi/, for users without Grafana.
 	dashboard.Mount(opsSrv, store, cfg.Account, time.Now)
 
-	// One client, so one token cache and one rate limiter, for the account.
-	api, err := pipeline.NewAPIClient(cfg, apiClient(cfg, metrics), log, nil)
-	if err != nil {
-		log.Error("Emarsys client", "err", err)
-		return exitUsage
-	}
-	runner, err := pipeline.NewRunner(cfg, api, pipeline.NewSource(cfg, api), store, log)
-	if err != nil {
-		log.Error("build runner", "err", err)
-		return exitUsage
-	}
-	if cfg.Notify.PublicURL != "" {
-		// The vendor's notification_url calls land on the same listener.
-		runner.Notify = notify.NewRegistry(log)
-		opsSrv.Handle(notify.PathPrefix, runner.Notify.Handler())
-	}
-	metrics.Instrument(runner)
-	stopOps, ok := startOps(opsSrv, cfg, runner, !*backfill && !*once && *manual.path == "", log)
-	if !ok {
-		return exitStartup
-	}
-	defer stopOps()
-	// BI aggregates are recomputed for the days each loaded window touches.
-	runner.AfterLoad = append(runner.AfterLoad, pipeline.RefreshAggregates(store, cfg.Account))
-	// A signal stops new windows at once; running ones get schedule.grace
-	// to finish, then are cancelled where the ledger can resume them.
-	graceCtx, cancelRun := pipeline.Graceful(ctx, cfg.Schedule.Grace)
-	defer cancelRun()
-	runner.Stop = ctx.Done()
-	// One instance per account and database: a second one refuses to run.
-	runCtx, lease, err := runner.HoldLease(graceCtx, "", pipeline.DefaultLeaseTTL)
-	if err != nil {
-		log.Error("not starting", "account", cfg.Account, "err", err)
-		fmt.Fprintf(stderr, "emarsys-etl: %v\n", err)
-		var held *chstore.LeaseHeldError
-		if errors.As(err, &held) {
-			return exitBusy
-		}
-		return exitStartup
-	}
-	defer func() {
-		if err := lease.Release(context.Background()); err != nil {
-			log.Warn("release lease (it expires by itself)", "err", err)
-		}
-	}()
-
-	switch {
-	case *manual.path != "":
-		return runLoadFile(runCtx, runner, manual, stdout, log)
-	case *backfill:
-		ws := pipeline.Split(start, end, cfg.Schedule.Window)
-		p := newProgress(stdout, len(ws))
-		runner.OnWindow = p.window
-		fmt.Fprintf(stdout, "backfill %s: %s to %s in %d windows of %s (ClickHouse %s)\n",
-			cfg.Account, start.Format(time.RFC3339), end.Format(time.RFC3339), len(ws), cfg.Schedule.Window, store.ServerVersion())
-		res := runner.RunAll(runCtx, ws, cfg.Schedule.Concurrency)
-		return summarize(ctx, stdout, store, cfg, start, end, res)
-	case *once:
-		p := newProgress(stdout, 0)
-		runner.OnWindow = p.window
-		res, err := runner.Tick(runCtx, time.Now())
-		if err != nil {
-			log.Error("tick", "err", err)
-			return exitFailed
-		}
-		if len(res) == 0 {
-			fmt.Fprintln(stdout, "nothing due")
-			return exitOK
-		}
-		return summarize(ctx, stdout, store, cfg, res[0].Window.Start, res[len(res)-1].Window.End, res)
-	default:
-		if err := runner.Daemon(runCtx); err != nil {
-			log.Error("daemon", "err", err)
-			return exitFailed
-		}
-		return exitOK
-	}
+	// One runner per account, run concurrently (accounts.go).
+	return runAccounts(ctx, cfgs, store, opsSrv, metrics, mode{backfill: *backfill, once: *once, start: start, end: end, manual: manual},
+		stdout, stderr, log)
 }
 
 // summarize prints what a backfill or tick did and returns the exit status:
@@ -296,11 +244,12 @@ func summarize(ctx context.Context, w io.Writer, store *chstore.Store, cfg *conf
 }
 
 type progress struct {
-	mu    sync.Mutex // windows finish concurrently
-	w     io.Writer
-	total int
-	n     int
-	bar   *progressBar // on a terminal; nil: plain lines
+	mu     sync.Mutex // windows finish concurrently
+	w      io.Writer
+	prefix string // "[account] " when several accounts print
+	total  int
+	n      int
+	bar    *progressBar // on a terminal; nil: plain lines
 }
 
 func newProgress(w io.Writer, total int) *progress {
@@ -333,7 +282,7 @@ func (p *progress) window(r pipeline.Result) {
 	if r.Err != nil {
 		line += " error: " + r.Err.Error()
 	}
-	fmt.Fprintln(p.w, line)
+	fmt.Fprintln(p.w, p.prefix+line)
 }
 
 func dryRunBackfill(cfg *config.Config, start, end time.Time, w io.Writer) int {

@@ -19,34 +19,50 @@ import (
 )
 
 // newOps builds the HTTP side: a registry of its own (no global state), the
-// pipeline metrics, the ledger collector and the ClickHouse and ledger
-// readiness checks. Handlers can be mounted on the server at any time.
-func newOps(cfg *config.Config, store *chstore.Store, log *slog.Logger) (*ops.Server, *ops.Metrics) {
+// pipeline metrics and the ledger collector of each account (told apart by
+// their account label), and the ClickHouse and ledger readiness checks.
+// Handlers can be mounted on the server at any time.
+func newOps(cfgs []*config.Config, store *chstore.Store, log *slog.Logger) (*ops.Server, map[string]*ops.Metrics) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "emarsys_etl_build_info",
 		Help: "Always 1; the labels say which build runs.", ConstLabels: prometheus.Labels{"version": version, "commit": commit}},
 		func() float64 { return 1 }))
-	m := ops.NewMetrics(reg, cfg.Account)
-	ops.RegisterLedger(reg, store, cfg.Account)
+	m := map[string]*ops.Metrics{}
+	for _, cfg := range cfgs {
+		m[cfg.Account] = ops.NewMetrics(reg, cfg.Account)
+		ops.RegisterLedger(reg, store, cfg.Account)
+	}
 	srv := ops.NewServer(reg, log)
 	srv.AddReadyCheck("clickhouse", ops.ClickHouseCheck(store))
-	srv.AddReadyCheck("ledger", ops.LedgerCheck(store, cfg.Account))
+	for _, cfg := range cfgs {
+		srv.AddReadyCheck(checkName("ledger", cfg.Account, len(cfgs)), ops.LedgerCheck(store, cfg.Account))
+	}
 	return srv, m
+}
+
+// checkName is a readiness check's name: per account when there are several.
+func checkName(what, account string, accounts int) string {
+	if accounts > 1 {
+		return what + " " + account
+	}
+	return what
 }
 
 // startOps starts the listener at http.listen (if set). In daemon mode the
 // scheduler must tick for readiness and a listener that cannot bind stops
 // start-up; a one-shot run only warns, so it can run beside a daemon.
-func startOps(srv *ops.Server, cfg *config.Config, runner *pipeline.Runner, daemon bool, log *slog.Logger) (stop func(), ok bool) {
+func startOps(srv *ops.Server, cfg *config.Config, runners []*pipeline.Runner, daemon bool, log *slog.Logger) (stop func(), ok bool) {
 	addr := cfg.HTTP.Addr()
 	if addr == "" {
 		return func() {}, true
 	}
 	if daemon {
 		started := time.Now()
-		if c, err := ops.SchedulerCheck(cfg.Schedule.Cron, started, runner.LastTick.Load, time.Now); err == nil {
-			srv.AddReadyCheck("scheduler", c)
+		for _, r := range runners {
+			if c, err := ops.SchedulerCheck(r.Cfg.Schedule.Cron, started, r.LastTick.Load, time.Now); err == nil {
+				srv.AddReadyCheck(checkName("scheduler", r.Cfg.Account, len(runners)), c)
+			}
 		}
 	}
 	bound, err := srv.Start(addr)

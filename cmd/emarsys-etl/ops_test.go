@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emarsys-etl/emarsys-etl/pipeline"
+	"github.com/emarsys-etl/emarsys-etl/pipeline/config"
 	"github.com/emarsys-etl/emarsys-etl/pipeline/pipelinetest"
 )
 
@@ -29,10 +31,10 @@ func TestOpsListener(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	addr := freeAddr(t)
 	h.Cfg.HTTP.Listen = &addr
-	srv, m := newOps(h.Cfg, h.Store, log)
-	m.Instrument(h.Runner)
+	srv, m := newOps([]*config.Config{h.Cfg}, h.Store, log)
+	m["acme"].Instrument(h.Runner)
 	srv.Handle("/notify/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "mounted") }))
-	stop, ok := startOps(srv, h.Cfg, h.Runner, true, log)
+	stop, ok := startOps(srv, h.Cfg, []*pipeline.Runner{h.Runner}, true, log)
 	if !ok {
 		t.Fatal("listener did not start")
 	}
@@ -64,11 +66,11 @@ func TestOpsListener(t *testing.T) {
 	}
 
 	// The port is taken now: a second daemon refuses to start, a backfill goes on.
-	srv2, _ := newOps(h.Cfg, h.Store, log)
-	if _, ok := startOps(srv2, h.Cfg, h.Runner, true, log); ok {
+	srv2, _ := newOps([]*config.Config{h.Cfg}, h.Store, log)
+	if _, ok := startOps(srv2, h.Cfg, []*pipeline.Runner{h.Runner}, true, log); ok {
 		t.Error("a daemon started without its listener")
 	}
-	if stop2, ok := startOps(srv2, h.Cfg, h.Runner, false, log); !ok {
+	if stop2, ok := startOps(srv2, h.Cfg, []*pipeline.Runner{h.Runner}, false, log); !ok {
 		t.Error("a one-shot run stopped for want of the listener")
 	} else {
 		stop2()

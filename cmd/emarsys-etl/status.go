@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	chstore "github.com/emarsys-etl/emarsys-etl/loaders/clickhouse"
@@ -132,9 +133,12 @@ func buildStatus(recs []chstore.WindowRecord, start, now time.Time) statusReport
 	return rep
 }
 
-// runStatus prints the ledger; exit 0 when there is no gap and no failed
-// window, 1 otherwise, 3 when the ledger cannot be read.
-func runStatus(cfg *config.Config, asJSON bool, stdout, stderr io.Writer) int {
+// runStatus prints the ledger of each account; exit 0 when no account has
+// a gap or a failed window, 1 otherwise, 3 when the ledger cannot be read.
+// With several accounts the reports follow one another (JSON: an object
+// with ok and the list of reports); with one, the output is that account's.
+func runStatus(cfgs []*config.Config, asJSON bool, stdout, stderr io.Writer) int {
+	cfg := cfgs[0] // clickhouse is global
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	store, err := chstore.Open(ctx, chstore.Config{Addr: cfg.ClickHouse.Addr, Database: cfg.ClickHouse.Database,
@@ -145,24 +149,58 @@ func runStatus(cfg *config.Config, asJSON bool, stdout, stderr io.Writer) int {
 	}
 	defer store.Close()
 	now := time.Now().UTC()
-	recs, err := store.Windows(ctx, cfg.Account, time.Unix(0, 0).UTC(), now.Add(24*time.Hour))
-	if err != nil {
-		fmt.Fprintf(stderr, "emarsys-etl: %v (has the daemon or a backfill run against this database yet?)\n", err)
-		return exitStartup
+	all := multiStatus{OK: true, Accounts: []statusReport{}}
+	for _, c := range cfgs {
+		recs, err := store.Windows(ctx, c.Account, time.Unix(0, 0).UTC(), now.Add(24*time.Hour))
+		if err != nil {
+			fmt.Fprintf(stderr, "emarsys-etl: %v (has the daemon or a backfill run against this database yet?)\n", err)
+			return exitStartup
+		}
+		rep := buildStatus(recs, c.Schedule.StartTime, now)
+		rep.Account, rep.Database = c.Account, c.ClickHouse.Database
+		all.Accounts = append(all.Accounts, rep)
+		all.OK = all.OK && rep.OK
 	}
-	rep := buildStatus(recs, cfg.Schedule.StartTime, now)
-	rep.Account, rep.Database = cfg.Account, cfg.ClickHouse.Database
-	if asJSON {
+	switch {
+	case asJSON && len(cfgs) == 1:
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(rep)
-	} else {
-		printStatus(stdout, rep)
+		enc.Encode(all.Accounts[0])
+	case asJSON:
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(all)
+	default:
+		for i, rep := range all.Accounts {
+			if i > 0 {
+				fmt.Fprintln(stdout)
+			}
+			printStatus(stdout, rep)
+		}
+		if len(cfgs) > 1 {
+			var bad []string
+			for _, rep := range all.Accounts {
+				if !rep.OK {
+					bad = append(bad, fmt.Sprintf("%s (%d gaps, %d failed windows)", rep.Account, len(rep.Gaps), len(rep.Failed)))
+				}
+			}
+			if len(bad) == 0 {
+				fmt.Fprintf(stdout, "\naccounts: %d, all OK\n", len(cfgs))
+			} else {
+				fmt.Fprintf(stdout, "\naccounts: %d, NOT OK: %s\n", len(cfgs), strings.Join(bad, ", "))
+			}
+		}
 	}
-	if !rep.OK {
+	if !all.OK {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// multiStatus is --status --json of a config with several accounts.
+type multiStatus struct {
+	OK       bool           `json:"ok"` // every account OK
+	Accounts []statusReport `json:"accounts"`
 }
 
 func printStatus(w io.Writer, rep statusReport) {

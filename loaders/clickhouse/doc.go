@@ -15,16 +15,18 @@
 //     names come from a hash of account and window only (_stage_<16 hex>),
 //     so a re-run after a crash replaces whatever the earlier attempt left.
 //  2. Append streams typed rows into the stage in columnar blocks of
-//     BatchRows rows (engine Log). Reject does the same for rejects.
-//  3. Commit counts the stage and refuses to go on if it holds fewer rows
-//     than were sent (a short stage is an error, never a silent loss). It
-//     then computes, in SQL, response_key (see ResponseKeySQL) for every
-//     staged row and selects the rows whose key is NOT IN the keys that
-//     email_responses already holds for the account in the stage's time
-//     range, one per key (LIMIT 1 BY), into a third staging table of the
-//     final shape. Its count is rows_new. One INSERT SELECT copies it into
-//     email_responses; rejects go in the same way keyed by raw_key; the
-//     staging tables are dropped.
+//     BatchRows rows (engine Log), all on one INSERT that a goroutine sends
+//     while the parser fills the next block (stream.go). Reject does the
+//     same for rejects, block by block.
+//  3. Commit ends that INSERT, counts the stage and refuses to go on if it
+//     holds fewer rows than were sent (a short stage is an error, never a
+//     silent loss). It then computes, in SQL, response_key (see
+//     ResponseKeySQL) for every staged row; rows_new is the number of
+//     distinct keys NOT IN the keys that email_responses already holds for
+//     the account in the stage's time range. One INSERT SELECT (two at once,
+//     split by key, for large windows) moves exactly those rows, one per key
+//     (LIMIT 1 BY), from the stage into email_responses; rejects go in the
+//     same way keyed by raw_key; the staging tables are dropped.
 //
 // Every step before the final INSERT SELECT touches only staging tables,
 // and the anti-join makes the whole commit idempotent: if the process dies

@@ -427,9 +427,10 @@ func (l *Load) Commit(ctx context.Context) (rowsNew uint64, err error) {
 		// If this insert is cut short, running the window again finds the
 		// rows that made it and adds only the rest.
 		if rowsNew > 0 {
-			pick := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM (SELECT *, %s AS `_key` FROM %s) WHERE `_key` NOT IN (%s) LIMIT 1 BY `_key`",
-				s.table(factTable), strings.Join(targets, ", "), strings.Join(exprs, ", "), l.plan.key, l.stage, existing)
-			if err := s.exec(ctx, what+": insert new rows", pick); err != nil {
+			if err := s.insertShards(ctx, what+": insert new rows", shardsFor(rowsNew), func(shard string) string {
+				return fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM (SELECT *, %s AS `_key` FROM %s) WHERE %s`_key` NOT IN (%s) LIMIT 1 BY `_key`",
+					s.table(factTable), strings.Join(targets, ", "), strings.Join(exprs, ", "), l.plan.key, l.stage, shard, existing)
+			}); err != nil {
 				return 0, err
 			}
 		}

@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -122,4 +123,44 @@ func (st *stageStream) finish(keep bool) error {
 	close(st.full)
 	<-st.done
 	return st.failed()
+}
+
+// insertShardRows is the number of new rows from which the final INSERT
+// SELECT is split by response_key into insertShards statements that run at
+// once. On 18.16 one INSERT SELECT sorts and writes on a single thread;
+// two use both cores of a small server (README, Performance). Below it the
+// single statement is as fast and makes fewer parts.
+const (
+	insertShardRows = 500_000
+	insertShards    = 2
+)
+
+func shardsFor(rows uint64) int {
+	if rows < insertShardRows {
+		return 1
+	}
+	return insertShards
+}
+
+// insertShards runs query(filter) for n disjoint shards of response_key at
+// the same time. Each shard is idempotent on its own (its anti-join and
+// LIMIT 1 BY see every row of its keys), so a failure in one leaves a state
+// that running the window again completes.
+func (s *Store) insertShards(ctx context.Context, what string, n int, query func(filter string) string) error {
+	if n <= 1 {
+		return s.exec(ctx, what, query(""))
+	}
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- s.exec(ctx, fmt.Sprintf("%s (shard %d of %d)", what, i+1, n), query(fmt.Sprintf("`_key` %% %d = %d AND ", n, i)))
+		}()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }

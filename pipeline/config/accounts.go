@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 )
+
+var lineRe = regexp.MustCompile(`line [0-9]+: `)
 
 // accountKeys are the keys an accounts entry may set: everything that
 // belongs to one account. clickhouse and http stay global.
@@ -86,7 +89,9 @@ func ParseAccounts(b []byte, lookup func(string) (string, bool)) ([]*Config, err
 		dec := yaml.NewDecoder(bytes.NewReader(mustMarshal(merged)))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil {
-			return nil, fmt.Errorf("%s: %s", p, strings.TrimPrefix(err.Error(), "yaml: "))
+			// Line numbers would point into the merged document, not the file.
+			msg := lineRe.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")
+			return nil, fmt.Errorf("%s: %s", p, strings.Join(strings.Fields(msg), " "))
 		}
 		c.applyDefaults()
 		if err := c.Validate(); err != nil {
@@ -101,7 +106,7 @@ func ParseAccounts(b []byte, lookup func(string) (string, bool)) ([]*Config, err
 	return out, nil
 }
 
-// Parse rejects a file with an accounts: list with a hint to LoadAccounts.
+// topMapping is the document's top-level mapping, nil when it has none.
 func topMapping(root *yaml.Node) *yaml.Node {
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 && root.Content[0].Kind == yaml.MappingNode {
 		return root.Content[0]

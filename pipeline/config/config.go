@@ -95,6 +95,10 @@ type FTP struct {
 	DeliverPort   int    `yaml:"deliver_port"`
 	AfterLoad     string `yaml:"after_load"` // keep | delete | archive
 	ArchiveFolder string `yaml:"archive_folder"`
+	// TLS: explicit FTPS (AUTH TLS) when the ETL reads; the certificate is
+	// checked against CAFile (PEM), or the system's roots when empty.
+	TLS    bool   `yaml:"tls"`
+	CAFile string `yaml:"ca_file"`
 }
 
 // ClickHouse is the warehouse.
@@ -435,6 +439,13 @@ func (c *Config) Validate() error {
 	case "keep", "delete", "archive":
 	default:
 		bad("ftp.after_load", "must be keep, delete or archive, got %q", c.FTP.AfterLoad)
+	}
+	if c.FTP.CAFile != "" {
+		if !c.FTP.TLS {
+			bad("ftp.ca_file", "is used only with ftp.tls: true")
+		} else if _, err := os.Stat(c.FTP.CAFile); err != nil {
+			bad("ftp.ca_file", "%v", err)
+		}
 	}
 	if strings.Contains(c.FTP.ArchiveFolder, "..") {
 		bad("ftp.archive_folder", "must not contain '..'")

@@ -55,6 +55,10 @@ func (r ExportRequest) Masked() ExportRequest {
 		}
 		r.FTPSettings = &fs
 	}
+	if i := strings.LastIndex(r.NotificationURL, "/"); i >= 0 && i < len(r.NotificationURL)-1 {
+		// The last path element is the per-export secret token.
+		r.NotificationURL = r.NotificationURL[:i+1] + "***"
+	}
 	r.ContactFields = append([]int(nil), r.ContactFields...)
 	r.AnalysisFields = append([]int(nil), r.AnalysisFields...)
 	r.Sources = append([]string(nil), r.Sources...)

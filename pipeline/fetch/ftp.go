@@ -149,10 +149,8 @@ func dial(ctx context.Context, cfg FTPConfig) (*session, error) {
 	if err != nil {
 		s.stop()
 		s.closeAll()
-		var ce *tls.CertificateVerificationError
-		var he x509.HostnameError
-		if errors.As(err, &ce) || errors.As(err, &he) {
-			return nil, fmt.Errorf("connect to FTP %s with TLS: the server's certificate is not trusted: %w (set ftp.ca_file to the CA that signed it, and use the name in the certificate as ftp.host)", cfg.addr(), err)
+		if terr := untrusted(cfg, err); terr != nil {
+			return nil, terr
 		}
 		return nil, fmt.Errorf("connect to FTP %s: %w", cfg.addr(), s.cause(err))
 	}
@@ -162,6 +160,10 @@ func dial(ctx context.Context, cfg FTPConfig) (*session, error) {
 	if err := conn.Login(cfg.User, cfg.Password); err != nil {
 		err = s.cause(err)
 		s.close()
+		// The TLS handshake happens with the first command after AUTH TLS.
+		if terr := untrusted(cfg, err); terr != nil {
+			return nil, terr
+		}
 		var te *textproto.Error
 		if errors.As(err, &te) {
 			return nil, fmt.Errorf("FTP login as %s at %s refused: %d %s", cfg.User, cfg.addr(), te.Code, redact(te.Msg, cfg.Password))
@@ -177,6 +179,18 @@ func dial(ctx context.Context, cfg FTPConfig) (*session, error) {
 		}
 	}
 	return s, nil
+}
+
+// untrusted explains a certificate the client refused; nil for other errors.
+func untrusted(cfg FTPConfig, err error) error {
+	var ce *tls.CertificateVerificationError
+	var he x509.HostnameError
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ce) || errors.As(err, &he) || errors.As(err, &ua) {
+		return fmt.Errorf("connect to FTP %s with TLS: the server's certificate is not trusted: %s (set ftp.ca_file to the CA that signed it, and use the name in the certificate as ftp.host)",
+			cfg.addr(), redact(err.Error(), cfg.Password))
+	}
+	return nil
 }
 
 // step gives every live connection a fresh deadline for the next step,

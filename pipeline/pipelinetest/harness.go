@@ -7,6 +7,7 @@ package pipelinetest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -79,6 +80,8 @@ type Options struct {
 	Config         func(*config.Config) // last word on the config before the runner is built
 	// FTPWrapRead wraps every download the embedded FTP server serves (faults).
 	FTPWrapRead func(path string, r io.ReadCloser) io.ReadCloser
+	// FTPTLS makes the embedded FTP server offer explicit FTPS (see TestCA).
+	FTPTLS *tls.Config
 }
 
 // Harness is one running pipeline.
@@ -134,7 +137,7 @@ func New(t testing.TB, o Options) *Harness {
 	}
 
 	h.FTPDir = t.TempDir()
-	fs, err := ftpd.Start(ftpd.Options{Root: h.FTPDir, User: FTPUser, Password: FTPPassword, WrapRead: o.FTPWrapRead})
+	fs, err := ftpd.Start(ftpd.Options{Root: h.FTPDir, User: FTPUser, Password: FTPPassword, WrapRead: o.FTPWrapRead, TLSConfig: o.FTPTLS})
 	if err != nil {
 		t.Fatalf("start FTP server: %v", err)
 	}
@@ -225,7 +228,10 @@ func (h *Harness) Rebuild() {
 		t.Fatal(err)
 	}
 	h.API = api
-	src := pipeline.NewSource(h.Cfg, api)
+	src, err := pipeline.NewSource(h.Cfg, api)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err := pipeline.NewRunner(h.Cfg, api, src, h.Store, slog.New(slog.NewJSONHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
@@ -296,6 +302,13 @@ func (h *Harness) expectedRow(r sim.Response) string {
 // Warehouse reads the account's rows with event_time in [from, to) in the form of Expected.
 func (h *Harness) Warehouse(from, to time.Time) []string {
 	h.T.Helper()
+	return h.WarehouseOf("acme", from, to)
+}
+
+// WarehouseOf is Warehouse for the rows of any account (several accounts
+// may load into the harness's database), in the form of Expected.
+func (h *Harness) WarehouseOf(account string, from, to time.Time) []string {
+	h.T.Helper()
 	cols := []string{"toString(user_id)", "source_raw", "toString(event_time)"}
 	custom, _ := h.Cfg.Export.Custom()
 	for _, id := range h.Cfg.Export.ContactFields {
@@ -312,8 +325,8 @@ func (h *Harness) Warehouse(from, to time.Time) []string {
 		f, _ := schema.AnalysisField(id)
 		cols = append(cols, "ifNull(toString(`"+f.Column+"`), '')")
 	}
-	q := fmt.Sprintf("SELECT %s FROM `%s`.email_responses WHERE account = 'acme' AND event_time >= %d AND event_time < %d",
-		strings.Join(cols, ", "), h.DB, from.Unix(), to.Unix())
+	q := fmt.Sprintf("SELECT %s FROM `%s`.email_responses WHERE account = '%s' AND event_time >= %d AND event_time < %d",
+		strings.Join(cols, ", "), h.DB, strings.ReplaceAll(account, "'", ""), from.Unix(), to.Unix())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rows, err := h.Conn.Query(ctx, q)

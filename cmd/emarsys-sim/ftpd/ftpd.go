@@ -36,9 +36,9 @@ type Options struct {
 	// downloads (RETR): fault injection, e.g. a connection dropped mid-file.
 	WrapRead func(path string, r io.ReadCloser) io.ReadCloser
 	// TLSConfig, when set, offers explicit FTPS (AUTH TLS, RFC 4217) with
-	// this certificate; ForceTLS then refuses clients that stay plain.
+	// this certificate. Plain clients are still served (goftp/server v2.0.3
+	// drops its ForceTLS option), which lets the simulator upload plainly.
 	TLSConfig *tls.Config
-	ForceTLS  bool
 }
 
 // Server is a running FTP server. Close stops it.
@@ -104,7 +104,6 @@ func Start(o Options) (*Server, error) {
 		TLS:          o.TLSConfig != nil,
 		TLSConfig:    o.TLSConfig,
 		ExplicitFTPS: o.TLSConfig != nil,
-		ForceTLS:     o.ForceTLS && o.TLSConfig != nil,
 	})
 	if err != nil {
 		ln.Close()
