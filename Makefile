@@ -41,7 +41,7 @@ BENCH_RUNS ?= 3
 bench: build clickhouse-up ## load BENCH_ROWS rows: emarsys-etl vs clickhouse-client vs FTP read, then parser/typing benchmarks
 	go build -o bin/emarsys-bench ./cmd/emarsys-bench
 	./bin/emarsys-bench --etl ./bin/emarsys-etl --clickhouse $(CLICKHOUSE_ADDR) --rows $(BENCH_ROWS) --runs $(BENCH_RUNS) --workdir $(CURDIR)/.local/bench
-	go test -run '^$$' -bench 'Parse|Typing' -benchtime 10x ./pipeline/csvrows
+	go test -run '^$$' -bench 'Parse|Typing|Gocsv' -benchtime 10x -cpu 1 ./pipeline/csvrows
 
 fuzz: ## fuzz the CSV parser for longer (FUZZTIME=5m)
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(if $(filter 10s,$(FUZZTIME)),5m,$(FUZZTIME)) ./pipeline/csvrows

@@ -62,6 +62,9 @@ type Runner struct {
 	// it is marked loaded (aggregates); an error retries the window, which is
 	// harmless: the load itself is idempotent.
 	AfterLoad []func(ctx context.Context, w Window, rec chstore.WindowRecord) error
+	// Loads bounds the windows that stream a file into ClickHouse at the
+	// same time (schedule.loads); nil means no bound.
+	Loads chan struct{}
 	// Stop, when closed, keeps RunAll from starting more windows while the
 	// running ones go on under their own context (graceful stop, see Graceful).
 	Stop <-chan struct{}
@@ -94,7 +97,8 @@ func NewRunner(cfg *config.Config, api API, src Source, store *chstore.Store, lo
 	if err != nil {
 		return nil, err
 	}
-	return &Runner{Cfg: cfg, API: api, Source: src, Store: store, Log: log, Plan: plan, RetryBase: 2 * time.Second}, nil
+	return &Runner{Cfg: cfg, API: api, Source: src, Store: store, Log: log, Plan: plan, RetryBase: 2 * time.Second,
+		Loads: make(chan struct{}, max(1, cfg.Schedule.Loads))}, nil
 }
 
 // ExportRequest is the request sent for window w.
@@ -258,7 +262,9 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 			}
 			if err != nil {
 				err = fmt.Errorf("start export for %s: %w", w, err)
-				if ctx.Err() != nil || !retry(err) {
+				// A refused request (bad credentials, a field the account
+				// lacks) is refused again: no retry.
+				if ctx.Err() != nil || !emarsys.IsRetryable(err) || !retry(err) {
 					return fail(orCtx(ctx, err, lastErr))
 				}
 				continue
@@ -316,8 +322,9 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 				if ctx.Err() != nil {
 					return result(rec, err)
 				}
-				if errors.Is(err, emarsys.ErrExportGone) {
-					// The vendor no longer holds the file: only a new export helps.
+				if errors.Is(err, emarsys.ErrExportGone) || errors.Is(err, fetch.ErrNotFound) {
+					// The vendor no longer holds the file, or it was removed from
+					// the FTP server: only a new export helps.
 					rec.State = StatePlanned
 				}
 				var perm errPermanent
@@ -374,6 +381,14 @@ func result(rec chstore.WindowRecord, err error) Result {
 // load streams the export file through the parser into a staged load, then commits it.
 func (r *Runner) load(ctx context.Context, log *slog.Logger, rec *chstore.WindowRecord, w Window) (csvrows.Stats, uint64, error) {
 	var st csvrows.Stats
+	if r.Loads != nil {
+		select {
+		case r.Loads <- struct{}{}:
+			defer func() { <-r.Loads }()
+		case <-ctx.Done():
+			return st, 0, fmt.Errorf("wait for a load slot for %s: %w", w, ctx.Err())
+		}
+	}
 	var f io.ReadCloser
 	var err error
 	if es, ok := r.Source.(ExportSource); ok {
@@ -475,11 +490,14 @@ func (r *Runner) save(ctx context.Context, rec *chstore.WindowRecord) error {
 	return nil
 }
 
-// RunAll runs windows with up to n at a time, in order of start.
+// RunAll runs windows with up to n at a time, in order of start. Once a
+// window fails because the API refused the credentials, the windows not yet
+// started are not tried: each would only be refused the same way.
 func (r *Runner) RunAll(ctx context.Context, ws []Window, n int) []Result {
 	out := make([]Result, len(ws))
 	sem := make(chan struct{}, max(1, n))
 	var wg sync.WaitGroup
+	var authErr atomic.Pointer[emarsys.APIError]
 	for i, w := range ws {
 		select {
 		case <-r.Stop:
@@ -496,15 +514,33 @@ func (r *Runner) RunAll(ctx context.Context, ws []Window, n int) []Result {
 			out[i] = Result{Window: w, State: StatePlanned, Err: errors.New("not started: stopping")}
 			continue
 		}
+		if e := authErr.Load(); e != nil {
+			<-sem
+			out[i] = Result{Window: w, State: StatePlanned, Err: fmt.Errorf("not started: the API refused the credentials: %w", e)}
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
 			out[i] = r.Run(ctx, w)
+			if ae := authError(out[i].Err); ae != nil {
+				authErr.CompareAndSwap(nil, ae)
+			}
 		}()
 	}
 	wg.Wait()
 	return out
+}
+
+// authError returns the reply refusing the API credentials (HTTP 401, a
+// clock-skew 401 included, which no retry fixes either), or nil.
+func authError(err error) *emarsys.APIError {
+	var ae *emarsys.APIError
+	if errors.As(err, &ae) && ae.HTTPStatus == 401 {
+		return ae
+	}
+	return nil
 }
 
 // Backfill loads [from, to) in windows of the configured size; windows the
@@ -514,7 +550,8 @@ func (r *Runner) Backfill(ctx context.Context, from, to time.Time) []Result {
 }
 
 // Tick runs what is due now: windows the ledger left unfinished (resumed from
-// their state), then new windows from the gap-free loaded end.
+// their state) or failed (run again), the holes between done windows, then
+// new windows from the newest loaded end minus the overlap up to now minus the lag.
 func (r *Runner) Tick(ctx context.Context, now time.Time) ([]Result, error) {
 	recs, err := r.Store.Windows(ctx, r.Cfg.Account, time.Unix(0, 0).UTC(), now.Add(24*time.Hour))
 	if err != nil {
@@ -535,25 +572,54 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) ([]Result, error) {
 		switch rec.State {
 		case StateDone:
 			done = append(done, w)
-		case StateFailed:
 		default:
+			// Unfinished windows resume from their state; failed ones run
+			// again with their own bounds, so their ledger entry ends done
+			// rather than staying failed beside a replacement.
 			resume = append(resume, w)
 		}
 	}
 	if !r.Cfg.Schedule.StartTime.IsZero() && (base.IsZero() || r.Cfg.Schedule.StartTime.Before(base)) {
 		base = r.Cfg.Schedule.StartTime
 	}
-	// The gap-free loaded end: the start of the first gap after base, or zero
-	// when nothing is done yet (then the plan starts at base).
-	var covered time.Time
-	if len(done) > 0 {
-		covered = base
-		if gaps := Gaps(done, base, now.Add(24*time.Hour)); len(gaps) > 0 {
-			covered = gaps[0].Start
+	// Holes between done windows (a window that failed, a range a backfill
+	// left out) are filled exactly, so one failed window does not make every
+	// window after it run again on each tick; then the tail runs from the
+	// newest loaded end minus the overlap up to now minus the lag. With nothing
+	// done yet the tail starts at base.
+	var loadedEnd time.Time
+	for _, w := range done {
+		if w.End.After(loadedEnd) {
+			loadedEnd = w.End
 		}
 	}
-	plan := TickPlan(covered, base, now, r.Cfg.Schedule.Window, r.Cfg.Schedule.Lag, r.Cfg.Schedule.Overlap)
-	ws := append(resume, plan...)
+	var plan []Window
+	if len(done) > 0 {
+		until := now.Add(-r.Cfg.Schedule.Lag).UTC().Truncate(time.Second)
+		if loadedEnd.Before(until) {
+			until = loadedEnd
+		}
+		for _, g := range Gaps(done, base, until) {
+			plan = append(plan, Split(g.Start, g.End, r.Cfg.Schedule.Window)...)
+		}
+	}
+	plan = append(plan, TickPlan(loadedEnd, base, now, r.Cfg.Schedule.Window, r.Cfg.Schedule.Lag, r.Cfg.Schedule.Overlap)...)
+	// A planned window touching one being resumed would run the same time
+	// range twice at once (two loads racing, one archiving the file the other
+	// still reads): leave it to the next tick, which plans from the ledger again.
+	ws := append([]Window(nil), resume...)
+	for _, p := range plan {
+		clash := false
+		for _, q := range resume {
+			if p.Start.Before(q.End) && q.Start.Before(p.End) {
+				clash = true
+				break
+			}
+		}
+		if !clash {
+			ws = append(ws, p)
+		}
+	}
 	return r.RunAll(ctx, ws, r.Cfg.Schedule.Concurrency), nil
 }
 

@@ -85,8 +85,9 @@ func TickPlan(coveredEnd, floor, now time.Time, size, lag, overlap time.Duration
 	var from time.Time
 	switch {
 	case !coveredEnd.IsZero():
-		// Nothing new since the last window: running only the overlap again would be busy work.
-		if !to.After(coveredEnd) {
+		// Nothing (or seconds) new since the last window: running the overlap
+		// again for it would be busy work.
+		if to.Sub(coveredEnd) < minTail {
 			return nil
 		}
 		from = coveredEnd.Add(-overlap)
@@ -101,8 +102,18 @@ func TickPlan(coveredEnd, floor, now time.Time, size, lag, overlap time.Duration
 	if !from.Before(to) {
 		return nil
 	}
-	return Split(from, to, size)
+	ws := Split(from, to, size)
+	if n := len(ws); n > 0 && ws[n-1].End.Sub(ws[n-1].Start) < minTail {
+		// A last piece of a few seconds waits for the next tick: its export
+		// would ask for one second or none (time_range has second
+		// precision, both ends inclusive), which the API refuses.
+		ws = ws[:n-1]
+	}
+	return ws
 }
+
+// minTail is the shortest window a tick plans at the end of its range.
+const minTail = 30 * time.Second
 
 // LocalRange formats a window as the export's time_range: local times of the
 // account, second precision, both ends inclusive (the vendor's convention), so

@@ -108,3 +108,20 @@ func TestParseRange(t *testing.T) {
 		t.Fatal("bad day accepted")
 	}
 }
+
+// A tick a second after the last one plans nothing rather than a window of
+// one second, whose export the API would refuse.
+func TestTickPlanNoTinyTail(t *testing.T) {
+	now := ts("2026-12-03T14:37:12Z")
+	if ws := TickPlan(ts("2026-12-03T14:37:11Z"), time.Time{}, now, 6*time.Hour, 0, 0); len(ws) != 0 {
+		t.Fatalf("plan %v, want none", ws)
+	}
+	if ws := TickPlan(ts("2026-12-03T14:37:11Z"), time.Time{}, now, 6*time.Hour, 0, time.Hour); len(ws) != 0 {
+		t.Fatalf("plan with overlap %v, want none", ws)
+	}
+	// 12h 5s from the floor: two whole windows, the 5 s wait.
+	ws := TickPlan(time.Time{}, ts("2026-12-03T02:37:07Z"), now, 6*time.Hour, 0, 0)
+	if len(ws) != 2 || !ws[1].End.Equal(ts("2026-12-03T14:37:07Z")) {
+		t.Fatalf("plan %v", ws)
+	}
+}

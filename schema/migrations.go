@@ -35,7 +35,15 @@ type Migration struct {
 // Migrations returns the embedded migrations for database db, ordered by
 // version. Versions must run 1, 2, 3, ... without gaps so that "applied up to
 // N" is a complete description of a database.
-func Migrations(db string) ([]Migration, error) {
+func Migrations(db string) ([]Migration, error) { return MigrationsFor(db, "") }
+
+// MigrationsFor renders the migrations for db on one server (cluster "") or
+// ON CLUSTER cluster with Replicated engines and Distributed tables (see
+// cluster.go for the placeholders).
+func MigrationsFor(db, cluster string) ([]Migration, error) {
+	if cluster != "" && !ValidClusterName(cluster) {
+		return nil, fmt.Errorf("render migrations: cluster name %q must be letters, digits and _", cluster)
+	}
 	if !ValidIdentifier(db) {
 		return nil, fmt.Errorf("render migrations: database name %q must be lowercase letters, digits and _, starting with a letter", db)
 	}
@@ -56,7 +64,10 @@ func Migrations(db string) ([]Migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
 		}
-		m.Statements = splitStatements(strings.ReplaceAll(string(body), dbPlaceholder, "`"+db+"`"))
+		m.Statements, err = renderCluster(splitStatements(strings.ReplaceAll(string(body), dbPlaceholder, "`"+db+"`")), db, cluster)
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", e.Name(), err)
+		}
 		if len(m.Statements) == 0 {
 			return nil, fmt.Errorf("migration %s holds no statement", e.Name())
 		}

@@ -37,6 +37,7 @@ type Options struct {
 	Kills      int           // SIGKILLs of the ETL, at least
 	FTPDrops   int           // FTP server drops mid-file
 	CHRestarts int           // ClickHouse SIGKILL+restart mid-load (needs Private)
+	API5xx     int           // bursts of HTML 503 answers from the API's status call (25 each)
 	// Private runs a clickhouse-server of our own on these ports (data in
 	// Workdir/clickhouse) so it can be killed; when nil, ClickHouseAddr is
 	// used and CHRestarts must be 0.
@@ -56,6 +57,7 @@ type Ports struct{ TCP, HTTP, Interserver int }
 type Summary struct {
 	Seed                              int64
 	Windows, Kills, FTPDrops, Restart int
+	API5xx                            int
 	Expected, Loaded, Lost, Duplicate int
 	KillStates                        map[string]int
 	Runs                              int
@@ -190,6 +192,8 @@ func Run(ctx context.Context, o Options) (sum Summary, err error) {
 	if logw == nil {
 		logw = io.Discard
 	}
+	// Fault goroutines log too.
+	logw = &lockedWriter{w: logw}
 	wd, err := filepath.Abs(o.Workdir)
 	if err != nil {
 		return sum, err
@@ -289,6 +293,11 @@ func Run(ctx context.Context, o Options) (sum Summary, err error) {
 			waitDial(ctx, f.ch.addr())
 		}
 		sum.Runs++
+		if sum.Runs%4 == 3 && sum.API5xx < o.API5xx {
+			api.SetFailNextStatus(25)
+			sum.API5xx++
+			fmt.Fprintf(logw, "chaos: the API answers the next 25 status calls with HTTP 503\n")
+		}
 		cmd := exec.Command(o.ETL, args...)
 		cmd.Env = append(os.Environ(), "EMARSYS_SECRET="+apiSecret, "FTP_PASSWORD="+ftpPass)
 		cmd.Stdout = logFile
@@ -480,4 +489,15 @@ schedule: {window: %s, lag: 0s, concurrency: 2, attempts: 3, grace: 5s}
 		return fmt.Errorf("write the ETL configuration: %w", err)
 	}
 	return nil
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -31,7 +31,7 @@ func TestChaosShort(t *testing.T) {
 	}
 	o := Options{
 		Seed: 20261203, ETL: etl, Workdir: dir, Windows: 8, Window: time.Hour,
-		Kills: 6, FTPDrops: 1, EventsPerHour: 300, MaxKillDelay: 1200 * time.Millisecond,
+		Kills: 6, FTPDrops: 1, API5xx: 1, EventsPerHour: 300, MaxKillDelay: 1200 * time.Millisecond,
 		Deadline: 3 * time.Minute, ClickHouseAddr: pipelinetest.Addr(),
 		Database: "chaostest_" + randomHex(5),
 	}
@@ -55,7 +55,7 @@ func TestChaosShort(t *testing.T) {
 	if sum.AggregatesDiffer != 0 {
 		t.Errorf("%d BI aggregate rows differ from the same query over email_responses", sum.AggregatesDiffer)
 	}
-	if sum.Kills != o.Kills || sum.FTPDrops != o.FTPDrops || sum.Restart != o.CHRestarts {
+	if sum.Kills != o.Kills || sum.FTPDrops != o.FTPDrops || sum.Restart != o.CHRestarts || sum.API5xx != o.API5xx {
 		t.Errorf("planned faults did not all happen: %s", sum.Line())
 	}
 	if o.Private == nil {

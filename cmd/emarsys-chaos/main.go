@@ -1,10 +1,10 @@
 // Command emarsys-chaos proves exactly-once loading under faults: it hosts
 // the Emarsys simulator and an FTP server, runs the real emarsys-etl binary
 // as a child to backfill a range, and meanwhile kills it with SIGKILL at
-// random moments, drops the FTP server mid-file and kills and restarts a
-// private ClickHouse mid-load, starting the ETL again after each blow until
-// the range is done. It then compares the warehouse with the simulator and
-// prints one line:
+// random moments, drops the FTP server mid-file, kills and restarts a
+// private ClickHouse mid-load and has the API answer 503 for a while,
+// starting the ETL again after each blow until the range is done. It then
+// compares the warehouse with the simulator and prints one line:
 //
 //	chaos: seed=S windows=W kills=K ftp_drops=F clickhouse_restarts=R rows_expected=E rows_loaded=L lost=X duplicated=Y
 //
@@ -39,6 +39,7 @@ func run() int {
 	flag.IntVar(&o.Kills, "kills", 30, "SIGKILLs of emarsys-etl")
 	flag.IntVar(&o.FTPDrops, "ftp-drops", 2, "FTP server drops mid-file")
 	flag.IntVar(&o.CHRestarts, "clickhouse-restarts", 1, "ClickHouse kills and restarts mid-load (needs --private-clickhouse)")
+	flag.IntVar(&o.API5xx, "api-5xx", 2, "bursts of HTTP 503 from the API's status call")
 	flag.BoolVar(&private, "private-clickhouse", true, "run a clickhouse-server of our own that can be killed (never the shared one)")
 	flag.IntVar(&ports.TCP, "clickhouse-tcp-port", 9400, "native port of the private ClickHouse")
 	flag.IntVar(&ports.HTTP, "clickhouse-http-port", 8400, "HTTP port of the private ClickHouse")
@@ -81,7 +82,7 @@ func run() int {
 	if sum.Lost != 0 || sum.Duplicate != 0 || sum.Expected == 0 {
 		return 1
 	}
-	if sum.FTPDrops < o.FTPDrops || sum.Restart < o.CHRestarts || sum.Kills < o.Kills {
+	if sum.FTPDrops < o.FTPDrops || sum.Restart < o.CHRestarts || sum.Kills < o.Kills || sum.API5xx < o.API5xx {
 		fmt.Fprintln(os.Stderr, "chaos: not every planned fault happened")
 		return 1
 	}

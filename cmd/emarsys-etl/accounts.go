@@ -65,6 +65,7 @@ func runAccounts(ctx context.Context, cfgs []*config.Config, store *chstore.Stor
 	var reg *notify.Registry // one receiver for all accounts: tokens are random
 	accts := make([]*account, 0, len(cfgs))
 	for _, cfg := range cfgs {
+		// The runner names the account in its own log lines; the client's get it here.
 		alog := log
 		if multi {
 			alog = log.With("account", cfg.Account)
@@ -80,7 +81,7 @@ func runAccounts(ctx context.Context, cfgs []*config.Config, store *chstore.Stor
 			alog.Error("export file source", "err", err)
 			return exitUsage
 		}
-		runner, err := pipeline.NewRunner(cfg, api, src, store, alog)
+		runner, err := pipeline.NewRunner(cfg, api, src, store, log)
 		if err != nil {
 			alog.Error("build runner", "err", err)
 			return exitUsage
@@ -97,7 +98,7 @@ func runAccounts(ctx context.Context, cfgs []*config.Config, store *chstore.Stor
 		// BI aggregates are recomputed for the days each loaded window touches.
 		runner.AfterLoad = append(runner.AfterLoad, pipeline.RefreshAggregates(store, cfg.Account))
 		runner.Stop = ctx.Done()
-		accts = append(accts, &account{cfg: cfg, runner: runner, log: alog})
+		accts = append(accts, &account{cfg: cfg, runner: runner, log: log})
 	}
 	runners := make([]*pipeline.Runner, len(accts))
 	for i, a := range accts {
@@ -226,7 +227,9 @@ func runAccount(ctx context.Context, a *account, store *chstore.Store, m mode, o
 		res, err := runner.Tick(a.runCtx, time.Now())
 		if err != nil {
 			a.log.Error("tick", "account", cfg.Account, "err", err)
-			fmt.Fprintf(rep, "tick failed: %v\n", err)
+			if multi {
+				fmt.Fprintf(rep, "tick failed: %v\n", err)
+			}
 			return exitFailed
 		}
 		if len(res) == 0 {

@@ -77,7 +77,7 @@ func runCheckConfig(cfg *config.Config, w io.Writer) int {
 	ctx, cancel = context.WithTimeout(context.Background(), checkTimeout)
 	defer cancel()
 	store, err := chstore.Open(ctx, chstore.Config{Addr: cfg.ClickHouse.Addr, Database: cfg.ClickHouse.Database,
-		User: cfg.ClickHouse.User, Password: cfg.ClickHouse.Password, DialTimeout: 10 * time.Second})
+		User: cfg.ClickHouse.User, Password: cfg.ClickHouse.Password, DialTimeout: 10 * time.Second, Cluster: cfg.ClickHouse.Cluster})
 	report(fmt.Sprintf("ClickHouse login as %s at %s", cfg.ClickHouse.User, cfg.ClickHouse.Addr), err)
 	if err == nil {
 		defer store.Close()

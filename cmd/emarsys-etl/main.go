@@ -3,6 +3,9 @@
 //	emarsys-etl --config FILE                                   the daemon
 //	emarsys-etl --config FILE --backfill --from DAY --to DAY    load a past range and exit
 //	emarsys-etl --config FILE --once                            one scheduler tick and exit
+//
+// With an accounts: list in the config every mode runs all accounts
+// concurrently; --account NAME picks one.
 package main
 
 import (
@@ -146,6 +149,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "emarsys-etl: %v\n", err)
 			return exitUsage
 		}
+		// A window loaded before its responses exist would be done, empty,
+		// and never read again: the future is the daemon's.
+		if now := time.Now(); end.After(now) {
+			fmt.Fprintf(stderr, "emarsys-etl: --to %s is in the future: a backfill loads the past (up to now at most); the daemon loads the rest as it comes\n", *to)
+			return exitUsage
+		} else if lagged := now.Add(-cfg.Schedule.Lag); end.After(lagged) && !*dryRun {
+			fmt.Fprintf(stderr, "emarsys-etl: warning: --to %s is later than now minus schedule.lag (%s): responses that arrive late for that part will not be loaded (it is marked done)\n",
+				*to, lagged.UTC().Format(time.RFC3339))
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -165,6 +177,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	store, err := chstore.Open(ctx, chstore.Config{
 		Addr: cfg.ClickHouse.Addr, Database: cfg.ClickHouse.Database,
 		User: cfg.ClickHouse.User, Password: cfg.ClickHouse.Password, BatchRows: cfg.ClickHouse.BatchRows,
+		Cluster: cfg.ClickHouse.Cluster,
 	})
 	if err != nil {
 		log.Error("open ClickHouse", "addr", cfg.ClickHouse.Addr, "err", err)
@@ -202,6 +215,13 @@ func summarize(ctx context.Context, w io.Writer, store *chstore.Store, cfg *conf
 	var read, loaded, added, rejected uint64
 	var errs []string
 	for _, r := range res {
+		// A tick runs resumed windows first: the span is that of all windows.
+		if r.Window.Start.Before(from) {
+			from = r.Window.Start
+		}
+		if r.Window.End.After(to) {
+			to = r.Window.End
+		}
 		switch {
 		case r.Err != nil || r.State != pipeline.StateDone:
 			failed++

@@ -142,7 +142,7 @@ func runStatus(cfgs []*config.Config, asJSON bool, stdout, stderr io.Writer) int
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	store, err := chstore.Open(ctx, chstore.Config{Addr: cfg.ClickHouse.Addr, Database: cfg.ClickHouse.Database,
-		User: cfg.ClickHouse.User, Password: cfg.ClickHouse.Password})
+		User: cfg.ClickHouse.User, Password: cfg.ClickHouse.Password, Cluster: cfg.ClickHouse.Cluster})
 	if err != nil {
 		fmt.Fprintf(stderr, "emarsys-etl: %v\n", err)
 		return exitStartup

@@ -105,10 +105,10 @@ func (s *Store) ensureContactsView(ctx context.Context) error {
 		fmt.Fprintf(&sel, ", argMax(%s, event_time) AS %s", quoteIdent(c), quoteIdent(c))
 	}
 	sel.WriteString(", min(event_time) AS first_response, max(event_time) AS last_response, count() AS responses")
-	if err := s.exec(ctx, "drop view "+contactsView, "DROP TABLE IF EXISTS "+s.table(contactsView)); err != nil {
+	if err := s.exec(ctx, "drop view "+contactsView, "DROP TABLE IF EXISTS "+s.table(contactsView)+s.onCluster()); err != nil {
 		return err
 	}
-	q := fmt.Sprintf("CREATE VIEW IF NOT EXISTS %s AS SELECT %s FROM %s GROUP BY account, user_id", s.table(contactsView), sel.String(), s.table(factTable))
+	q := fmt.Sprintf("CREATE VIEW IF NOT EXISTS %s"+s.onCluster()+" AS SELECT %s FROM %s GROUP BY account, user_id", s.table(contactsView), sel.String(), s.table(factTable))
 	return s.exec(ctx, "create view "+contactsView, q)
 }
 
@@ -140,7 +140,7 @@ func (s *Store) ensureBIForms(ctx context.Context) error {
 		}
 		for _, c := range cols {
 			if c.name == tc[1] && c.typ == "String" {
-				q := fmt.Sprintf("ALTER TABLE %s MODIFY COLUMN %s LowCardinality(String)", s.table(tc[0]), quoteIdent(tc[1]))
+				q := fmt.Sprintf("ALTER TABLE %s"+s.onCluster()+" MODIFY COLUMN %s LowCardinality(String)", s.table(tc[0]), quoteIdent(tc[1]))
 				if err := s.exec(ctx, "make "+tc[0]+"."+tc[1]+" LowCardinality", q); err != nil {
 					return err
 				}

@@ -406,6 +406,12 @@ func (l *Load) Commit(ctx context.Context) (rowsNew uint64, err error) {
 
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
+	// Cluster mode: every replica the anti-join may read must hold every
+	// stored row, and the insert returns once the shards have it (cluster.go).
+	if err := s.waitFactReplicas(ctx); err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	ctx = s.clusterCtx(ctx)
 	loadedAt := dateTimeLit(time.Now())
 	if staged > 0 {
 		// The rows email_responses lacks, deduplicated within the file, go

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/emarsys-etl/emarsys-etl/schema"
 )
 
@@ -22,17 +24,21 @@ const (
 // it again is a no-op: applied versions are recorded, and every statement is
 // idempotent anyway, so a run cut short is finished by the next one.
 func (s *Store) Migrate(ctx context.Context, contact []schema.Field) error {
-	migrations, err := schema.Migrations(s.db)
+	migrations, err := schema.MigrationsFor(s.db, s.cluster)
 	if err != nil {
 		return err
 	}
-	if err := s.exec(ctx, "create database "+s.db, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(s.db)); err != nil {
+	if err := s.exec(ctx, "create database "+s.db, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(s.db)+s.onCluster()); err != nil {
 		return err
+	}
+	engine := "ReplacingMergeTree"
+	if s.cluster != "" {
+		engine = schema.ReplicatedEngine("ReplacingMergeTree", "", s.db, migrTable, false)
 	}
 	// The record table is made here, not in a migration: the runner must
 	// read it before it knows which migrations to run.
-	if err := s.exec(ctx, "create "+migrTable, "CREATE TABLE IF NOT EXISTS "+s.table(migrTable)+
-		" (version UInt32, name String, applied_at DateTime) ENGINE = ReplacingMergeTree ORDER BY version"); err != nil {
+	if err := s.exec(ctx, "create "+migrTable, "CREATE TABLE IF NOT EXISTS "+s.table(migrTable)+s.onCluster()+
+		" (version UInt32, name String, applied_at DateTime) ENGINE = "+engine+" ORDER BY version"); err != nil {
 		return err
 	}
 	applied, err := s.appliedMigrations(ctx)
@@ -57,7 +63,7 @@ func (s *Store) Migrate(ctx context.Context, contact []schema.Field) error {
 			return err
 		}
 	}
-	if err := s.EnsureContactColumns(ctx, contact); err != nil {
+	if err := s.ensureContactColumns(ctx, contact, true); err != nil {
 		return err
 	}
 	if err := s.ensureContactsView(ctx); err != nil { // its columns follow the contact columns
@@ -123,9 +129,14 @@ type columnInfo struct{ name, typ string }
 // tableColumns lists a table's columns in table order. system.columns is
 // used rather than DESCRIBE because it answers "no such table" with no rows.
 func (s *Store) tableColumns(ctx context.Context, table string) ([]columnInfo, error) {
+	return s.tableColumnsOn(ctx, s.conn, table)
+}
+
+// tableColumnsOn is tableColumns read over conn (one server of a cluster).
+func (s *Store) tableColumnsOn(ctx context.Context, conn driver.Conn, table string) ([]columnInfo, error) {
 	q := fmt.Sprintf("SELECT name, type FROM system.columns WHERE database = %s AND table = %s",
 		quoteString(s.db), quoteString(table))
-	rows, err := s.conn.Query(ctx, q)
+	rows, err := conn.Query(ctx, q)
 	if err != nil {
 		return nil, s.scrub(fmt.Errorf("read columns of %s.%s: %w", s.db, table, err))
 	}
@@ -150,7 +161,16 @@ func (s *Store) tableColumns(ctx context.Context, table string) ([]columnInfo, e
 // here. ADD COLUMN leaves existing rows untouched (they read the default).
 // An existing column whose type does not fit the field's kind is an error
 // naming it: changing a type in place could rewrite data BI users rely on.
+//
+// In cluster mode the replicated shard tables are altered ON CLUSTER and the
+// Distributed table on every server; that needs every server up. A load
+// (BeginLoad) only goes to every server when the connected one lacked a
+// column, so a replica that is down does not stop loads; Migrate always does.
 func (s *Store) EnsureContactColumns(ctx context.Context, fields []schema.Field) error {
+	return s.ensureContactColumns(ctx, fields, false)
+}
+
+func (s *Store) ensureContactColumns(ctx context.Context, fields []schema.Field, everyServer bool) error {
 	seen := map[string]schema.Kind{}
 	for _, f := range fields {
 		if err := validContactColumn(f.Column); err != nil {
@@ -164,12 +184,35 @@ func (s *Store) EnsureContactColumns(ctx context.Context, fields []schema.Field)
 	if len(fields) == 0 {
 		return nil
 	}
-	cols, err := s.tableColumns(ctx, factTable)
+	if s.cluster == "" {
+		_, err := s.ensureColumnsOn(ctx, s.conn, factTable, "", fields)
+		return err
+	}
+	// Cluster: the shards' replicated tables ON CLUSTER (replication carries
+	// the change to the peers), then the Distributed table on every server.
+	addedLocal, err := s.ensureColumnsOn(ctx, s.conn, factTable+schema.ShardedSuffix, s.onCluster(), fields)
 	if err != nil {
 		return err
 	}
+	addedHere, err := s.ensureColumnsOn(ctx, s.conn, factTable, "", fields)
+	if err != nil {
+		return err
+	}
+	if !everyServer && !addedLocal && !addedHere {
+		return nil
+	}
+	return s.alterDistributedColumns(ctx, fields)
+}
+
+// ensureColumnsOn adds the missing contact columns to table, read and
+// altered over conn; onCluster is appended to the table name in the ALTER.
+func (s *Store) ensureColumnsOn(ctx context.Context, conn driver.Conn, table, onCluster string, fields []schema.Field) (added bool, err error) {
+	cols, err := s.tableColumnsOn(ctx, conn, table)
+	if err != nil {
+		return false, err
+	}
 	if len(cols) == 0 {
-		return fmt.Errorf("add contact columns: table %s.%s does not exist: run Migrate first", s.db, factTable)
+		return false, fmt.Errorf("add contact columns: table %s.%s does not exist: run Migrate first", s.db, table)
 	}
 	existing := map[string]string{}
 	prev := ""
@@ -180,30 +223,32 @@ func (s *Store) EnsureContactColumns(ctx context.Context, fields []schema.Field)
 		}
 	}
 	if prev == "" {
-		return fmt.Errorf("add contact columns: %s.%s has no column %s to place them before", s.db, factTable, contactAnchor)
+		return false, fmt.Errorf("add contact columns: %s.%s has no column %s to place them before", s.db, table, contactAnchor)
 	}
 	for _, f := range fields {
 		if typ, ok := existing[f.Column]; ok {
 			if !compatibleType(f.Kind, typ) {
-				return fmt.Errorf("contact column %s.%s.%s has type %s, but field %d (%s) needs %s: rename the column in the config or migrate it by hand",
-					s.db, factTable, f.Column, typ, f.ID, f.Name, s.contactType(f.Kind))
+				return false, fmt.Errorf("contact column %s.%s.%s has type %s, but field %d (%s) needs %s: rename the column in the config or migrate it by hand",
+					s.db, table, f.Column, typ, f.ID, f.Name, s.contactType(f.Kind))
 			}
 			continue
 		}
 		typ := s.contactType(f.Kind)
-		q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s AFTER %s", s.table(factTable), quoteIdent(f.Column), typ, quoteIdent(prev))
-		if err := s.exec(ctx, "add contact column "+f.Column, q); err != nil {
+		q := fmt.Sprintf("ALTER TABLE %s%s ADD COLUMN %s %s AFTER %s", s.table(table), onCluster, quoteIdent(f.Column), typ, quoteIdent(prev))
+		if err := conn.Exec(ctx, q); err != nil {
+			err = s.scrub(fmt.Errorf("add contact column %s to %s: %w", f.Column, table, err))
 			// ADD COLUMN IF NOT EXISTS does not exist on 18.16: another
 			// process may have added it between our read and our ALTER.
-			again, rerr := s.tableColumns(ctx, factTable)
+			again, rerr := s.tableColumnsOn(ctx, conn, table)
 			if rerr != nil || !hasColumn(again, f.Column, f.Kind) {
-				return err
+				return false, err
 			}
 		}
 		existing[f.Column] = typ
 		prev = f.Column
+		added = true
 	}
-	return nil
+	return added, nil
 }
 
 func hasColumn(cols []columnInfo, name string, k schema.Kind) bool {

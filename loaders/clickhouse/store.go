@@ -23,6 +23,13 @@ type Config struct {
 	Password    string        // never printed: errors are scrubbed of it
 	DialTimeout time.Duration // default 10s
 	BatchRows   int           // rows per block sent while staging; default 10000
+	// Cluster, when set, is the name of a cluster in the servers'
+	// remote_servers: the schema is made ON CLUSTER with Replicated engines
+	// and the facts go through a Distributed table (cluster.go).
+	Cluster string
+	// ReplicaWait bounds how long a commit in cluster mode waits for the
+	// fact table's replicas to catch up; default 60s.
+	ReplicaWait time.Duration
 }
 
 const (
@@ -39,8 +46,13 @@ type Store struct {
 	password string
 	batch    int
 	version  string
-	major    int
-	minor    int
+
+	cluster     string // "" on one server
+	user        string
+	dialTimeout time.Duration
+	replicaWait time.Duration
+	major       int
+	minor       int
 
 	// mu guards lastVersion, which keeps ledger versions strictly increasing
 	// per Store even when the wall clock steps back or two saves share a ns.
@@ -73,6 +85,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.BatchRows <= 0 {
 		cfg.BatchRows = defaultBatchRows
 	}
+	if cfg.Cluster != "" && !schema.ValidClusterName(cfg.Cluster) {
+		return nil, fmt.Errorf("open clickhouse: cluster name %q must be letters, digits and _", cfg.Cluster)
+	}
+	if cfg.ReplicaWait <= 0 {
+		cfg.ReplicaWait = time.Minute
+	}
 	if !schema.ValidIdentifier(cfg.Database) {
 		return nil, fmt.Errorf("open clickhouse: database name %q must be lowercase letters, digits and _, starting with a letter", cfg.Database)
 	}
@@ -89,7 +107,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, scrub(fmt.Errorf("open clickhouse at %s as %s: %w", cfg.Addr, cfg.User, err), cfg.Password)
 	}
-	s := &Store{conn: conn, db: cfg.Database, password: cfg.Password, batch: cfg.BatchRows}
+	s := &Store{conn: conn, db: cfg.Database, password: cfg.Password, batch: cfg.BatchRows,
+		cluster: cfg.Cluster, user: cfg.User, dialTimeout: cfg.DialTimeout, replicaWait: cfg.ReplicaWait}
 	if err := s.Ping(ctx); err != nil {
 		conn.Close()
 		return nil, scrub(fmt.Errorf("connect to clickhouse at %s as %s: %w", cfg.Addr, cfg.User, err), cfg.Password)
@@ -99,6 +118,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, s.scrub(fmt.Errorf("read clickhouse server version: %w", err))
 	}
 	s.major, s.minor = parseVersion(s.version)
+	if s.cluster != "" {
+		if _, err := s.clusterServers(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 

@@ -31,6 +31,9 @@ func (b *blockBuf) reset() {
 // one being filled, the one being sent), which bounds memory to two blocks
 // whatever the file's size. One INSERT per window also spares a round trip
 // per block and lets clickhouse-go keep its column buffers between blocks.
+// Unlike Send, clickhouse-go's Flush does not watch the context: a cancel
+// ends the load at the parser (the FTP read fails) and Abort then drops the
+// INSERT once the block in flight is written.
 type stageStream struct {
 	full chan *blockBuf // filled buffers, to the sender
 	free chan *blockBuf // emptied buffers, back to the filler

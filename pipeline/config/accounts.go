@@ -1,17 +1,13 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 )
-
-var lineRe = regexp.MustCompile(`line [0-9]+: `)
 
 // accountKeys are the keys an accounts entry may set: everything that
 // belongs to one account. clickhouse and http stay global.
@@ -52,12 +48,6 @@ func ParseAccounts(b []byte, lookup func(string) (string, bool)) ([]*Config, err
 		}
 		return []*Config{c}, nil
 	}
-	if err := expandNode(&root, "", lookup); err != nil {
-		return nil, err
-	}
-	if err := expandNode(list, "accounts", lookup); err != nil {
-		return nil, err
-	}
 	if list.Kind != yaml.SequenceNode || len(list.Content) == 0 {
 		return nil, errors.New("accounts: must be a list of accounts, each a mapping with at least account:")
 	}
@@ -84,24 +74,18 @@ func ParseAccounts(b []byte, lookup func(string) (string, bool)) ([]*Config, err
 		if name == nil || name.Kind != yaml.ScalarNode || name.Value == "" {
 			return nil, fmt.Errorf("%s.account: is required: every account needs its own name", p)
 		}
-		merged := mergeNodes(top, entry)
-		var c Config
-		dec := yaml.NewDecoder(bytes.NewReader(mustMarshal(merged)))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil {
-			// Line numbers would point into the merged document, not the file.
-			msg := lineRe.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")
-			return nil, fmt.Errorf("%s: %s", p, strings.Join(strings.Fields(msg), " "))
-		}
-		c.applyDefaults()
-		if err := c.Validate(); err != nil {
+		// The merged account goes through Parse: ${VAR} expansion, decoding,
+		// defaults and checks are exactly those of a single-account file.
+		doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{mergeNodes(top, entry)}}
+		c, err := Parse(mustMarshal(doc), lookup)
+		if err != nil {
 			return nil, prefixLines(err, p)
 		}
 		if j, dup := seen[c.Account]; dup {
 			return nil, fmt.Errorf("%s.account: %q is already the name of accounts[%d]: names must differ (they key every table)", p, c.Account, j)
 		}
 		seen[c.Account] = i
-		out = append(out, &c)
+		out = append(out, c)
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -107,7 +108,8 @@ ftp: {host: ftp.example.com, user: f, password: "${FTP_PASSWORD}"}
 		{"env var", base + "accounts: [{account: a, ftp: {password: \"${NOPE}\"}}]", "accounts[0].ftp.password: environment variable NOPE is not set"},
 		{"global key", base + "accounts: [{account: a, clickhouse: {database: x}}]", "accounts[0].clickhouse: is global"},
 		{"unknown key", base + "accounts: [{account: a, ftpp: {}}]", "accounts[0].ftpp: unknown key"},
-		{"unknown nested key", base + "accounts: [{account: a, ftp: {hots: x}}]", "accounts[0]: unmarshal errors: field hots not found in type config.FTP"},
+		{"unknown nested key", base + "accounts: [{account: a, ftp: {hots: x}}]", "accounts[0]."},
+		{"unknown nested key named", base + "accounts: [{account: a, ftp: {hots: x}}]", "hots"},
 		{"top-level account", "account: x\n" + base + "accounts: [{account: a}]", "account: with an accounts: list"},
 		{"empty list", base + "accounts: []", "accounts: must be a list"},
 		{"bad name", base + "accounts: [{account: Shop-AT}]", `accounts[0].account: "Shop-AT" must be lowercase`},
@@ -118,5 +120,38 @@ ftp: {host: ftp.example.com, user: f, password: "${FTP_PASSWORD}"}
 		if err == nil || !strings.Contains("\n"+err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want it to contain %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// The example file's commented accounts: block, switched on, is valid.
+func TestExampleAccountsBlock(t *testing.T) {
+	b, err := os.ReadFile("../../configs/emarsys-etl.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	on := false
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "account:") {
+			continue
+		}
+		if strings.HasPrefix(l, "# accounts:") {
+			on = true
+		}
+		if on {
+			l = strings.TrimPrefix(l, "# ")
+		}
+		lines = append(lines, l)
+	}
+	if !on {
+		t.Fatal("the example has no accounts: block")
+	}
+	cs, err := ParseAccounts([]byte(strings.Join(lines, "\n")), func(k string) (string, bool) { return "v-" + k, true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 2 || cs[0].Account != "shop_at" || cs[1].Account != "shop_de" || cs[1].Emarsys.Secret != "v-EMARSYS_SECRET_DE" ||
+		cs[0].Emarsys.Secret != "v-EMARSYS_SECRET" || cs[1].FTP.Folder != "exports/de" || cs[1].FTP.Host != cs[0].FTP.Host || cs[1].TimeZone != "Europe/Berlin" {
+		t.Errorf("example accounts: %+v", cs)
 	}
 }

@@ -108,6 +108,9 @@ type ClickHouse struct {
 	User      string `yaml:"user"`
 	Password  string `yaml:"password"`
 	BatchRows int    `yaml:"batch_rows"`
+	// Cluster switches cluster mode on: the name of the cluster in the
+	// servers' remote_servers (README, "Cluster mode"). Empty: one server.
+	Cluster string `yaml:"cluster"`
 }
 
 // Notify is the notification_url receiver, served on http.listen.
@@ -144,7 +147,11 @@ type Schedule struct {
 	Overlap     time.Duration `yaml:"overlap"`
 	Start       string        `yaml:"start"` // first instant the daemon loads when the ledger is empty (RFC 3339 or YYYY-MM-DD, UTC)
 	Concurrency int           `yaml:"concurrency"`
-	Attempts    int           `yaml:"attempts"`
+	// Loads is how many of those windows stream a file into ClickHouse at
+	// once; the others wait for their exports meanwhile. A load is CPU-bound
+	// on both ends, so more at once only adds memory (README, Performance).
+	Loads    int `yaml:"loads"`
+	Attempts int `yaml:"attempts"`
 	// Grace is how long running windows may go on after SIGTERM/SIGINT
 	// before they are cancelled (no new window starts once a stop is asked).
 	Grace time.Duration `yaml:"grace"`
@@ -176,13 +183,16 @@ func Parse(b []byte, lookup func(string) (string, bool)) (*Config, error) {
 	}
 	var c Config
 	if len(root.Content) > 0 {
-		dec := yaml.NewDecoder(bytes.NewReader(mustMarshal(&root)))
+		doc := mustMarshal(&root)
+		dec := yaml.NewDecoder(bytes.NewReader(doc))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil {
-			return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
+			return nil, keyedDecodeError(err, doc)
 		}
 	}
+	set := c
 	c.applyDefaults()
+	c.keepExplicitZeros(set, setKeys(&root))
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -224,6 +234,7 @@ func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool)) e
 		}
 	case yaml.ScalarNode:
 		var missing string
+		orig := n.Value
 		n.Value = envRe.ReplaceAllStringFunc(n.Value, func(m string) string {
 			name := envRe.FindStringSubmatch(m)[1]
 			v, ok := lookup(name)
@@ -235,8 +246,180 @@ func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool)) e
 		if missing != "" {
 			return fmt.Errorf("%s: environment variable %s is not set", path, missing)
 		}
+		if n.Value != orig && n.Tag == "!!str" && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+			// A plain ${VAR} takes the type of its value (port: ${FTP_PORT});
+			// string keys still get the text as is. A value YAML reads as
+			// null stays a string, so a secret "null" is not lost.
+			switch n.Value {
+			case "", "~", "null", "Null", "NULL":
+			default:
+				n.Tag = ""
+			}
+		}
 	}
 	return nil
+}
+
+// keyedDecodeError rewrites the decoder's "line N: ..." messages (lines of
+// doc, the expanded document, not of the file) into messages naming the key.
+func keyedDecodeError(err error, doc []byte) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var root yaml.Node
+	keys := map[int][]keyAt{}
+	if yaml.Unmarshal(doc, &root) == nil {
+		lineKeys(&root, "", keys)
+	}
+	lineRe := regexp.MustCompile(`^line ([0-9]+): (.*)$`)
+	typeRe := regexp.MustCompile("^cannot unmarshal !!\\w+ `(.*)` into (.*)$")
+	dupRe := regexp.MustCompile(`^mapping key "(.*)" already defined at line [0-9]+$`)
+	var out []string
+	for _, m := range te.Errors {
+		var on []keyAt
+		msg := m
+		if sm := lineRe.FindStringSubmatch(m); sm != nil {
+			var line int
+			fmt.Sscan(sm[1], &line)
+			on, msg = keys[line], sm[2]
+		}
+		// The key on that line whose name (or value) the message quotes.
+		pick := func(name, value string) string {
+			for _, k := range on {
+				if (name != "" && (k.path == name || strings.HasSuffix(k.path, "."+name))) || (value != "" && k.value == value) {
+					return k.path
+				}
+			}
+			if len(on) > 0 {
+				return on[0].path
+			}
+			return name
+		}
+		var key string
+		switch tm, dm := typeRe.FindStringSubmatch(msg), dupRe.FindStringSubmatch(msg); {
+		case strings.HasPrefix(msg, "field ") && strings.Contains(msg, " not found in type "):
+			key, msg = pick(strings.Fields(msg)[1], ""), "unknown key (configs/emarsys-etl.yaml shows every key)"
+		case dm != nil:
+			key, msg = pick(dm[1], ""), "is set twice"
+		case tm != nil:
+			want := map[string]string{
+				"time.Duration": "a duration such as 90s, 15m or 6h",
+				"int":           "a whole number", "int64": "a whole number",
+				"float64": "a number", "bool": "true or false", "string": "a text",
+				"[]int": "a list of numbers such as [1, 2, 3]", "[]string": "a list such as [a, b]",
+			}[tm[2]]
+			if want == "" {
+				want = "of the right type"
+			}
+			key, msg = pick("", tm[1]), fmt.Sprintf("%q is not %s", tm[1], want)
+		default:
+			key = pick("", "")
+		}
+		if key == "" {
+			key = "config"
+		}
+		out = append(out, key+": "+msg)
+	}
+	return errors.New(strings.Join(out, "\n"))
+}
+
+type keyAt struct{ path, value string }
+
+// lineKeys maps each line of a document to the keys written on it, with
+// their scalar values.
+func lineKeys(n *yaml.Node, path string, out map[int][]keyAt) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			lineKeys(c, path, out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if c.Kind == yaml.ScalarNode {
+				out[c.Line] = append(out[c.Line], keyAt{path, c.Value})
+			}
+			lineKeys(c, p, out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := n.Content[i].Value
+			if path != "" {
+				p = path + "." + p
+			}
+			v := n.Content[i+1]
+			k := keyAt{path: p}
+			if v.Kind == yaml.ScalarNode {
+				k.value = v.Value
+			}
+			out[n.Content[i].Line] = append(out[n.Content[i].Line], k)
+			lineKeys(v, p, out)
+		}
+	}
+}
+
+// setKeys lists the key paths a document sets (emarsys, emarsys.secret, ...).
+func setKeys(n *yaml.Node) map[string]bool {
+	out := map[string]bool{}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				p := n.Content[i].Value
+				if path != "" {
+					p = path + "." + p
+				}
+				out[p] = true
+				walk(n.Content[i+1], p)
+			}
+		}
+	}
+	walk(n, "")
+	return out
+}
+
+// keepExplicitZeros undoes defaults for numbers the file sets to zero on
+// purpose: lag: 0s and max_reject_share: 0 mean zero, and attempts: 0 or
+// timeout: 0s are errors Validate names, not a silent default. set is the
+// config as decoded, before applyDefaults.
+func (c *Config) keepExplicitZeros(set Config, keys map[string]bool) {
+	dur := map[string][2]*time.Duration{
+		"emarsys.request_timeout": {&c.Emarsys.RequestTimout, &set.Emarsys.RequestTimout},
+		"emarsys.poll_initial":    {&c.Emarsys.PollInitial, &set.Emarsys.PollInitial},
+		"emarsys.poll_max":        {&c.Emarsys.PollMax, &set.Emarsys.PollMax},
+		"emarsys.export_timeout":  {&c.Emarsys.ExportTimeout, &set.Emarsys.ExportTimeout},
+		"emarsys.stuck_after":     {&c.Emarsys.StuckAfter, &set.Emarsys.StuckAfter},
+		"ftp.timeout":             {&c.FTP.Timeout, &set.FTP.Timeout},
+		"schedule.window":         {&c.Schedule.Window, &set.Schedule.Window},
+		"schedule.lag":            {&c.Schedule.Lag, &set.Schedule.Lag},
+		"schedule.grace":          {&c.Schedule.Grace, &set.Schedule.Grace},
+	}
+	for k, v := range dur {
+		if keys[k] {
+			*v[0] = *v[1]
+		}
+	}
+	ints := map[string][2]*int{
+		"emarsys.page_rows":     {&c.Emarsys.PageRows, &set.Emarsys.PageRows},
+		"ftp.port":              {&c.FTP.Port, &set.FTP.Port},
+		"clickhouse.batch_rows": {&c.ClickHouse.BatchRows, &set.ClickHouse.BatchRows},
+		"schedule.concurrency":  {&c.Schedule.Concurrency, &set.Schedule.Concurrency},
+		"schedule.attempts":     {&c.Schedule.Attempts, &set.Schedule.Attempts},
+	}
+	for k, v := range ints {
+		if keys[k] {
+			*v[0] = *v[1]
+		}
+	}
+	if keys["export.max_reject_share"] {
+		c.Export.MaxRejectShare = set.Export.MaxRejectShare
+	}
 }
 
 func (c *Config) applyDefaults() {
@@ -304,6 +487,9 @@ func (c *Config) applyDefaults() {
 	if c.Schedule.Concurrency == 0 {
 		c.Schedule.Concurrency = 2
 	}
+	if c.Schedule.Loads == 0 {
+		c.Schedule.Loads = 1
+	}
 	if c.Schedule.Attempts == 0 {
 		c.Schedule.Attempts = 3
 	}
@@ -365,6 +551,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Emarsys.Secret == "" {
 		bad("emarsys.secret", "is required (use ${EMARSYS_SECRET} to read it from the environment)")
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"emarsys.request_timeout", c.Emarsys.RequestTimout}, {"emarsys.poll_initial", c.Emarsys.PollInitial},
+		{"emarsys.poll_max", c.Emarsys.PollMax}, {"emarsys.export_timeout", c.Emarsys.ExportTimeout},
+		{"emarsys.stuck_after", c.Emarsys.StuckAfter}, {"ftp.timeout", c.FTP.Timeout},
+	} {
+		if d.v <= 0 {
+			bad(d.key, "must be a positive duration such as 30s or 5m, got %s", d.v)
+		}
 	}
 	if c.Emarsys.PollMax < c.Emarsys.PollInitial {
 		bad("emarsys.poll_max", "must not be below emarsys.poll_initial")
@@ -457,6 +655,9 @@ func (c *Config) Validate() error {
 	if !schema.ValidIdentifier(c.ClickHouse.Database) {
 		bad("clickhouse.database", "%q must be lowercase letters, digits and _, starting with a letter", c.ClickHouse.Database)
 	}
+	if c.ClickHouse.Cluster != "" && !schema.ValidClusterName(c.ClickHouse.Cluster) {
+		bad("clickhouse.cluster", "%q must be letters, digits and _ (a cluster of remote_servers)", c.ClickHouse.Cluster)
+	}
 	if c.ClickHouse.BatchRows < 1000 {
 		bad("clickhouse.batch_rows", "must be at least 1000, got %d", c.ClickHouse.BatchRows)
 	}
@@ -478,6 +679,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Schedule.Concurrency < 1 || c.Schedule.Concurrency > 16 {
 		bad("schedule.concurrency", "must be 1-16, got %d", c.Schedule.Concurrency)
+	}
+	if c.Schedule.Loads < 1 || c.Schedule.Loads > 16 {
+		bad("schedule.loads", "must be 1-16, got %d", c.Schedule.Loads)
 	}
 	if c.Schedule.Attempts < 1 || c.Schedule.Attempts > 20 {
 		bad("schedule.attempts", "must be 1-20, got %d", c.Schedule.Attempts)

@@ -61,7 +61,14 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 	}{
 		{"missing env", strings.Replace(minimal, "${SECRET}", "${NOPE}", 1), "emarsys.secret: environment variable NOPE is not set"},
 		{"forbidden contact field", strings.Replace(minimal, "[1, 3]", "[1, 27]", 1), "export.contact_fields: Invalid contact field id: 27"},
-		{"unknown key", minimal + "colour: blue\n", "field colour not found"},
+		{"unknown key", minimal + "colour: blue\n", "colour: unknown key"},
+		{"unknown nested key", minimal + "schedule: {windw: 1h}\n", "schedule.windw: unknown key"},
+		{"wrong type", minimal + "schedule: {cron: \"* * * * *\",\n  window: abc}\n", `schedule.window: "abc" is not a duration`},
+		{"wrong type in a list", strings.Replace(minimal, "[1, 3]", "[1, x]", 1), `export.contact_fields`},
+		{"negative timeout", strings.Replace(minimal, "{user: u,", "{user: u, export_timeout: -5m,", 1), "emarsys.export_timeout: must be a positive duration"},
+		{"key twice", minimal + "timezone: UTC\ntimezone: UTC\n", "timezone: is set twice"},
+		{"explicit zero attempts", minimal + "schedule: {attempts: 0}\n", "schedule.attempts: must be 1-20, got 0"},
+		{"quoted number from env", strings.Replace(minimal, "host: ftp.example.com", "host: ftp.example.com, port: \"${SECRET}\"", 1), `ftp.port: "s3" is not a whole number`},
 		{"bad cron", minimal + "schedule: {cron: \"every day\"}\n", "schedule.cron:"},
 		{"overlap too long", minimal + "schedule: {window: 1h, overlap: 2h}\n", "schedule.overlap: must be at least 0 and shorter than schedule.window"},
 		{"bad timezone", minimal + "timezone: Mars/Olympus\n", "timezone: unknown time zone"},
@@ -86,5 +93,39 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 	_, err = Parse([]byte(strings.Replace(minimal, "[1, 3]}", "[1, 3], analysis_fields: [1, 5]}", 1)), vars)
 	if err == nil || !strings.Contains(err.Error(), "export.analysis_fields: must include 8 (Time)") {
 		t.Fatalf("time field: %v", err)
+	}
+}
+
+// A plain ${VAR} takes the type of its value; an explicit zero is not
+// replaced by the default.
+func TestEnvNumbersAndExplicitZeros(t *testing.T) {
+	vars := env(map[string]string{"SECRET": "null", "FTP_PASSWORD": "123", "PORT": "2121", "LAG": "0s", "HDR": "false"})
+	y := `
+account: shop
+emarsys:
+  user: u
+  secret: ${SECRET}
+export: {contact_fields: [1, 3]}
+ftp:
+  host: ftp.example.com
+  port: ${PORT}
+  user: f
+  password: ${FTP_PASSWORD}
+schedule:
+  lag: ${LAG}
+`
+	c, err := Parse([]byte(y), vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FTP.Port != 2121 || c.Schedule.Lag != 0 || c.FTP.Password != "123" || c.Emarsys.Secret != "null" {
+		t.Fatalf("port %d lag %s password %q secret %q", c.FTP.Port, c.Schedule.Lag, c.FTP.Password, c.Emarsys.Secret)
+	}
+	c, err = Parse([]byte(strings.Replace(minimal, "[1, 3]}", "[1, 3], max_reject_share: 0}", 1)), vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Export.MaxRejectShare != 0 {
+		t.Fatalf("max_reject_share %v, want 0 as written", c.Export.MaxRejectShare)
 	}
 }

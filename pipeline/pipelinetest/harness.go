@@ -82,6 +82,10 @@ type Options struct {
 	FTPWrapRead func(path string, r io.ReadCloser) io.ReadCloser
 	// FTPTLS makes the embedded FTP server offer explicit FTPS (see TestCA).
 	FTPTLS *tls.Config
+	// ClickHouseAddr overrides CLICKHOUSE_ADDR (a server of a test cluster).
+	ClickHouseAddr string
+	// Cluster sets clickhouse.cluster (cluster mode) for the run.
+	Cluster string
 }
 
 // Harness is one running pipeline.
@@ -107,7 +111,11 @@ type Harness struct {
 // New starts everything and returns a harness whose runner is ready.
 func New(t testing.TB, o Options) *Harness {
 	t.Helper()
-	RequireClickHouse(t)
+	addr := o.ClickHouseAddr
+	if addr == "" {
+		RequireClickHouse(t)
+		addr = Addr()
+	}
 	h := &Harness{T: t, Log: &LogBuffer{}}
 	if o.Generator.EventsPerHour == 0 {
 		o.Generator.EventsPerHour = 120
@@ -171,13 +179,14 @@ ftp: {host: %s, port: %d, user: %s, password: "${FTP_PASSWORD}", folder: exports
 clickhouse: {addr: "%s", database: %s}
 schedule: {window: %s, overlap: %s, lag: 0s, concurrency: %d, attempts: 3}
 `, h.Gen.Loc.String(), h.HTTP.URL, APIUser, ints(o.ContactFields), ints(o.AnalysisFields), strings.Join(o.Sources, ", "),
-		fs.Host(), fs.Port(), FTPUser, Addr(), h.DB, o.Window, o.Overlap, o.Concurrency)
+		fs.Host(), fs.Port(), FTPUser, addr, h.DB, o.Window, o.Overlap, o.Concurrency)
 	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) {
 		return map[string]string{"API_SECRET": APISecret, "FTP_PASSWORD": FTPPassword}[k], true
 	})
 	if err != nil {
 		t.Fatalf("harness config: %v", err)
 	}
+	cfg.ClickHouse.Cluster = o.Cluster
 	if o.Config != nil {
 		o.Config(cfg)
 	}
@@ -185,12 +194,12 @@ schedule: {window: %s, overlap: %s, lag: 0s, concurrency: %d, attempts: 3}
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	store, err := chstore.Open(ctx, chstore.Config{Addr: Addr(), Database: h.DB, BatchRows: cfg.ClickHouse.BatchRows})
+	store, err := chstore.Open(ctx, chstore.Config{Addr: addr, Database: h.DB, BatchRows: cfg.ClickHouse.BatchRows, Cluster: cfg.ClickHouse.Cluster})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	h.Store = store
-	conn, err := ch.Open(&ch.Options{Addr: []string{Addr()}})
+	conn, err := ch.Open(&ch.Options{Addr: []string{addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +207,7 @@ schedule: {window: %s, overlap: %s, lag: 0s, concurrency: %d, attempts: 3}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+h.DB+"`")
+		conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+h.DB+"`"+schema.OnCluster(cfg.ClickHouse.Cluster))
 		conn.Close()
 		store.Close()
 	})

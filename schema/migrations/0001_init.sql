@@ -5,7 +5,7 @@
 -- LowCardinality, no Date32). Contact columns are added later, per account
 -- configuration, between link_category and invalid_utf8.
 
-CREATE TABLE IF NOT EXISTS {{db}}.email_responses (
+CREATE TABLE IF NOT EXISTS {{db}}.email_responses{{local}}{{on_cluster}} (
     account           String,
     event_time        DateTime('UTC'),
     event_date        Date DEFAULT toDate(event_time),
@@ -27,11 +27,15 @@ CREATE TABLE IF NOT EXISTS {{db}}.email_responses (
     window_start      DateTime('UTC'),
     window_end        DateTime('UTC'),
     loaded_at         DateTime('UTC')
-) ENGINE = ReplacingMergeTree(loaded_at)
+) ENGINE = {{engine:ReplacingMergeTree(loaded_at)}}
 PARTITION BY toYYYYMM(event_time)
 ORDER BY (account, event_date, response_key);
 
-CREATE TABLE IF NOT EXISTS {{db}}.email_responses_rejected (
+-- Cluster mode only (nothing on one server): email_responses is then a
+-- Distributed table over the shards' email_responses_local, sharded by user_id.
+{{distributed:email_responses:cityHash64(user_id)}};
+
+CREATE TABLE IF NOT EXISTS {{db}}.email_responses_rejected{{on_cluster}} (
     account      String,
     window_start DateTime('UTC'),
     window_end   DateTime('UTC'),
@@ -41,11 +45,11 @@ CREATE TABLE IF NOT EXISTS {{db}}.email_responses_rejected (
     reason       String,
     raw_key      UInt64,
     rejected_at  DateTime('UTC')
-) ENGINE = ReplacingMergeTree(rejected_at)
+) ENGINE = {{engine:ReplacingMergeTree(rejected_at)}}
 PARTITION BY toYYYYMM(window_start)
 ORDER BY (account, window_start, raw_key);
 
-CREATE TABLE IF NOT EXISTS {{db}}.etl_windows (
+CREATE TABLE IF NOT EXISTS {{db}}.etl_windows{{on_cluster}} (
     account       String,
     window_start  DateTime('UTC'),
     window_end    DateTime('UTC'),
@@ -61,13 +65,13 @@ CREATE TABLE IF NOT EXISTS {{db}}.etl_windows (
     manual        UInt8,
     updated_at    DateTime('UTC'),
     version       UInt64
-) ENGINE = ReplacingMergeTree(version)
+) ENGINE = {{engine:ReplacingMergeTree(version)}}
 ORDER BY (account, window_start, window_end);
 
-CREATE TABLE IF NOT EXISTS {{db}}.etl_leases (
+CREATE TABLE IF NOT EXISTS {{db}}.etl_leases{{on_cluster}} (
     account    String,
     holder     String,
     expires_at DateTime('UTC'),
     version    UInt64
-) ENGINE = ReplacingMergeTree(version)
+) ENGINE = {{engine:ReplacingMergeTree(version)}}
 ORDER BY account;

@@ -8,7 +8,7 @@
 -- row with argMax, so their numbers never depend on a merge having run.
 -- The contacts view is made in Go: its columns follow the configured contact fields.
 
-CREATE TABLE IF NOT EXISTS {{db}}.agg_campaign_daily (
+CREATE TABLE IF NOT EXISTS {{db}}.agg_campaign_daily{{on_cluster}} (
     account           String,
     day               Date,
     campaign_id       UInt64,
@@ -22,11 +22,11 @@ CREATE TABLE IF NOT EXISTS {{db}}.agg_campaign_daily (
     version_name      String,
     last_event_time   DateTime('UTC'),
     version           UInt64
-) ENGINE = ReplacingMergeTree(version)
+) ENGINE = {{engine:ReplacingMergeTree(version)}}
 PARTITION BY toYYYYMM(day)
 ORDER BY (account, day, campaign_id);
 
-CREATE TABLE IF NOT EXISTS {{db}}.agg_link_daily (
+CREATE TABLE IF NOT EXISTS {{db}}.agg_link_daily{{on_cluster}} (
     account         String,
     day             Date,
     url             String,
@@ -36,11 +36,11 @@ CREATE TABLE IF NOT EXISTS {{db}}.agg_link_daily (
     link_category   String,
     last_event_time DateTime('UTC'),
     version         UInt64
-) ENGINE = ReplacingMergeTree(version)
+) ENGINE = {{engine:ReplacingMergeTree(version)}}
 PARTITION BY toYYYYMM(day)
 ORDER BY (account, day, url);
 
-CREATE TABLE IF NOT EXISTS {{db}}.agg_hourly (
+CREATE TABLE IF NOT EXISTS {{db}}.agg_hourly{{on_cluster}} (
     account   String,
     hour      DateTime('UTC'),
     day       Date,
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS {{db}}.agg_hourly (
     clicks    UInt64,
     responses UInt64,
     version   UInt64
-) ENGINE = ReplacingMergeTree(version)
+) ENGINE = {{engine:ReplacingMergeTree(version)}}
 PARTITION BY toYYYYMM(day)
 ORDER BY (account, hour);
 
@@ -77,7 +77,7 @@ SELECT account, toStartOfHour(event_time) AS h, toDate(h),
 FROM {{db}}.email_responses
 GROUP BY account, h;
 
-CREATE VIEW IF NOT EXISTS {{db}}.campaign_daily AS
+CREATE VIEW IF NOT EXISTS {{db}}.campaign_daily{{on_cluster}} AS
 SELECT account, day, campaign_id, opens, unique_openers, clicks, unique_clickers, responses,
        if(unique_openers = 0, 0, unique_clickers / unique_openers) AS click_to_open_rate
 FROM (
@@ -89,13 +89,13 @@ FROM (
     GROUP BY account, day, campaign_id
 );
 
-CREATE VIEW IF NOT EXISTS {{db}}.link_daily AS
+CREATE VIEW IF NOT EXISTS {{db}}.link_daily{{on_cluster}} AS
 SELECT account, day, url,
        argMax(clicks, version) AS clicks, argMax(unique_clickers, version) AS unique_clickers
 FROM {{db}}.agg_link_daily
 GROUP BY account, day, url;
 
-CREATE VIEW IF NOT EXISTS {{db}}.hourly AS
+CREATE VIEW IF NOT EXISTS {{db}}.hourly{{on_cluster}} AS
 SELECT account, hour, day,
        argMax(opens, version) AS opens, argMax(clicks, version) AS clicks, argMax(responses, version) AS responses
 FROM {{db}}.agg_hourly
@@ -103,7 +103,7 @@ GROUP BY account, hour, day;
 
 -- Latest values: the row of the newest day (and, within it, the newest
 -- recomputation) wins. Read from the aggregates so BI need not scan the facts.
-CREATE VIEW IF NOT EXISTS {{db}}.campaigns AS
+CREATE VIEW IF NOT EXISTS {{db}}.campaigns{{on_cluster}} AS
 SELECT account, campaign_id,
        argMax(campaign_title, (last_event_time, version)) AS title,
        argMax(campaign_category, (last_event_time, version)) AS category,
@@ -112,7 +112,7 @@ SELECT account, campaign_id,
 FROM {{db}}.agg_campaign_daily
 GROUP BY account, campaign_id;
 
-CREATE VIEW IF NOT EXISTS {{db}}.links AS
+CREATE VIEW IF NOT EXISTS {{db}}.links{{on_cluster}} AS
 SELECT account, url,
        argMax(link_title, (last_event_time, version)) AS title,
        argMax(link_category, (last_event_time, version)) AS category,
