@@ -84,6 +84,15 @@ cluster-down: ## stop the local cluster (data kept in .local/cluster)
 cluster-smoke: cluster-up ## check ON CLUSTER DDL, sharding and replication on the local cluster
 	configs/cluster/cluster.sh smoke $(CLUSTER_DIR)
 
+CLUSTER_TCP_BASE ?= 9100
+export CLUSTER_TCP_BASE
+CLUSTER_ADDRS := $(shell for n in 1 2 3 4; do printf '127.0.0.1:%d,' $$(($(CLUSTER_TCP_BASE)+n)); done | sed 's/,$$//')
+
+.PHONY: test-cluster
+test-cluster: cluster-up ## cluster mode on the local 2x2 cluster: 3 accounts, a replica killed mid-load, migrations twice (leaves it up)
+	EMARSYS_CLUSTER_ADDRS=$(CLUSTER_ADDRS) EMARSYS_CLUSTER_DIR=$(CLUSTER_DIR) \
+	  go test -count=1 -timeout 10m -v -run '^TestCluster' ./pipeline/ | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+cluster_test)'; exit $${PIPESTATUS[0]}
+
 BENCH_BI_DAYS ?= 30
 BENCH_BI_PER_DAY ?= 300000
 

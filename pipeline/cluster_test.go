@@ -259,3 +259,31 @@ func TestClusterReplicaDiesMidLoad(t *testing.T) {
 	}
 	c.assertReplicasAgree(t, h.DB)
 }
+
+// Sizing figures for the README (EMARSYS_CLUSTER_SIZING=1): the same
+// backfill into the cluster and into the single server at CLICKHOUSE_ADDR.
+func TestClusterSizing(t *testing.T) {
+	c := needCluster(t)
+	if os.Getenv("EMARSYS_CLUSTER_SIZING") == "" {
+		t.Skip("set EMARSYS_CLUSTER_SIZING=1 to measure")
+	}
+	perHour, _ := strconv.Atoi(os.Getenv("EMARSYS_CLUSTER_SIZING_PER_HOUR"))
+	if perHour == 0 {
+		perHour = 20000
+	}
+	from, to := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)
+	o := pipelinetest.Options{Generator: sim.Generator{Seed: 3, EventsPerHour: perHour}, Window: 6 * time.Hour}
+	for _, mode := range []string{"single", "cluster"} {
+		var h *pipelinetest.Harness
+		if mode == "cluster" {
+			h = c.harness(t, o)
+		} else {
+			h = pipelinetest.New(t, o)
+		}
+		t0 := time.Now()
+		h.Backfill(from, to)
+		d := time.Since(t0)
+		n := h.Count("SELECT count() FROM {db}.email_responses")
+		t.Logf("sizing %s: %d rows in %s = %.0f rows/s (windows of 6h, concurrency 2, through simulator and FTP)", mode, n, d.Round(time.Millisecond), float64(n)/d.Seconds())
+	}
+}

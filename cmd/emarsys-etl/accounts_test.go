@@ -224,8 +224,9 @@ func TestThreeAccountsOneDaemon(t *testing.T) {
 			&lockedWriter{w: &out}, &lockedWriter{w: &errOut}, log)
 	}()
 
-	// The daemon loads from start to now - schedule.lag (2h) for alpha and
-	// beta: at least the first two windows, which are compared row by row.
+	// The daemon loads from start to now - schedule.lag for alpha and beta:
+	// at least the first two windows (12 h of the 18 h since start), which
+	// are compared row by row.
 	end := start.Add(12 * time.Hour)
 	deadline := time.Now().Add(90 * time.Second)
 	for {

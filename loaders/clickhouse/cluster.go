@@ -160,11 +160,19 @@ func (s *Store) factReplicasBehind(ctx context.Context) (string, error) {
 		if err != nil {
 			continue // down: reads fail over to its peer, checked here
 		}
-		var inserts, readonly uint64
-		var logPtr, logMax uint64
-		q := fmt.Sprintf("SELECT toUInt64(inserts_in_queue), toUInt64(log_pointer), toUInt64(log_max_index), toUInt64(is_readonly) FROM system.replicas WHERE database = %s AND table = %s",
+		var inserts, readonly, logPtr, logMax, logEntries uint64
+		var zkPath string
+		q := fmt.Sprintf("SELECT toUInt64(inserts_in_queue), toUInt64(log_pointer), toUInt64(log_max_index), toUInt64(is_readonly), zookeeper_path FROM system.replicas WHERE database = %s AND table = %s",
 			quoteString(s.db), quoteString(factTable+schema.ShardedSuffix))
-		err = conn.QueryRow(ctx, q).Scan(&inserts, &logPtr, &logMax, &readonly)
+		err = conn.QueryRow(ctx, q).Scan(&inserts, &logPtr, &logMax, &readonly, &zkPath)
+		if err == nil && logPtr == 0 && logMax == 0 {
+			// log_max_index is 0 both for an empty log and for one entry
+			// (index 0) not pulled yet: count the entries in ZooKeeper.
+			err = conn.QueryRow(ctx, "SELECT count() FROM system.zookeeper WHERE path = "+quoteString(zkPath+"/log")).Scan(&logEntries)
+			if err == nil && logEntries == 0 {
+				logPtr = 1 // nothing to pull
+			}
+		}
 		conn.Close()
 		switch {
 		case err != nil:
