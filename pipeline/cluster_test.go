@@ -235,6 +235,7 @@ func TestClusterReplicaDiesMidLoad(t *testing.T) {
 	if err := proc.Kill(); err != nil {
 		t.Fatalf("kill ch%d (pid %d): %v", victim, pid, err)
 	}
+	killTime := time.Now()
 	killedAt := h.Count("SELECT count() FROM {db}.etl_windows WHERE state = 'done'")
 	t.Logf("killed ch%d (pid %d) with %d windows done", victim, pid, killedAt)
 	time.Sleep(3 * time.Second)
@@ -242,7 +243,12 @@ func TestClusterReplicaDiesMidLoad(t *testing.T) {
 	if out, err := exec.Command(script, "up", c.dir).CombinedOutput(); err != nil {
 		t.Fatalf("restart the cluster: %v\n%s", err, out)
 	}
+	t.Logf("ch%d restarted %s after the kill", victim, time.Since(killTime).Round(time.Millisecond))
 	res := <-done
+	t.Logf("the backfill ended %s after the kill", time.Since(killTime).Round(time.Millisecond))
+	if n := strings.Count(h.Log.String(), "replicas not caught up"); n > 0 {
+		t.Logf("%d log lines: a commit waited for the replicas", n)
+	}
 	failed := 0
 	for _, r := range res {
 		if r.State != pipeline.StateDone {

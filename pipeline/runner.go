@@ -193,7 +193,7 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 		}
 		d := r.RetryBase << (failures - 1)
 		d += time.Duration(rand.Int64N(int64(d)/2 + 1))
-		log.Warn("window attempt failed, retrying", "export_id", rec.ExportID, "attempt", failures, "backoff", d, "err", err)
+		log.Warn("window attempt failed, retrying", "export_id", rec.ExportID, "attempt", failures, "backoff", d.Round(time.Millisecond).String(), "err", err)
 		select {
 		case <-ctx.Done():
 			return false

@@ -108,13 +108,19 @@ func (s *Store) dialServer(ctx context.Context, addr string) (driver.Conn, error
 	return conn, nil
 }
 
-// clusterCtx adds the settings cluster-mode writes need: an INSERT into a
-// Distributed table returns only once every shard stored its rows.
+// clusterCtx adds the settings a cluster-mode commit needs: an INSERT into
+// a Distributed table returns only once every shard stored its rows, and a
+// read through it never picks a replica that is behind (one that came back
+// after waitFactReplicas looked, and is still fetching), failing instead.
 func (s *Store) clusterCtx(ctx context.Context) context.Context {
 	if s.cluster == "" {
 		return ctx
 	}
-	return ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_distributed_sync": 1}))
+	return ch.Context(ctx, ch.WithSettings(ch.Settings{
+		"insert_distributed_sync":                            1,
+		"max_replica_delay_for_distributed_queries":          1,
+		"fallback_to_stale_replicas_for_distributed_queries": 0,
+	}))
 }
 
 // waitFactReplicas returns once every live replica of the fact table is
@@ -178,7 +184,9 @@ func (s *Store) factReplicasBehind(ctx context.Context) (string, error) {
 		case err != nil:
 			behind = append(behind, fmt.Sprintf("%s: %v", sv.addr, s.scrub(err)))
 		case readonly != 0:
-			behind = append(behind, sv.addr+" is read-only (no ZooKeeper session)")
+			// No ZooKeeper session yet (a restarted replica waits for its
+			// old session to expire): reads skip it as stale (clusterCtx),
+			// and parts only it holds show in its peer's queue. As if down.
 		case inserts > 0 || logPtr <= logMax:
 			behind = append(behind, fmt.Sprintf("%s has %d parts to fetch (log %d of %d)", sv.addr, inserts, logPtr, logMax+1))
 		default:

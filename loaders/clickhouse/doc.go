@@ -47,4 +47,13 @@
 // Staging tables live in the product's database, named with a leading
 // underscore; one left behind by a crash is harmless and replaced by the
 // next attempt at that window.
+//
+// # Cluster mode
+//
+// With Config.Cluster the same load runs on a replicated, sharded cluster:
+// staging stays local to the connected server, the anti-join and the final
+// INSERT go through the Distributed email_responses (sharded by
+// cityHash64(user_id)) with insert_distributed_sync=1, and a commit first
+// waits until every live replica of email_responses_local is caught up.
+// cluster.go explains why that keeps exactly once when a replica dies.
 package clickhouse

@@ -129,3 +129,18 @@ schedule:
 		t.Fatalf("max_reject_share %v, want 0 as written", c.Export.MaxRejectShare)
 	}
 }
+
+// A secret from the environment is kept as is, whatever YAML would read it as.
+func TestSecretShapes(t *testing.T) {
+	for _, v := range []string{"2026-01-01", "1e3", "0x10", "true", ".inf", "*abc", "a: b", "#x", "- x", "[x", "'q", "\"q", "{x", "012", "1_000", "<<", "~x", " lead", "trail ", "a\nb", "!tag", "%x", "|x", ">x", "?x", "@x", "`x"} {
+		y := "account: shop\nemarsys:\n  user: u\n  secret: ${S}\nexport: {contact_fields: [1, 3]}\nftp: {host: h, user: f, password: p}\n"
+		c, err := Parse([]byte(y), func(k string) (string, bool) { return v, true })
+		if err != nil {
+			t.Errorf("%q: %v", v, err)
+			continue
+		}
+		if c.Emarsys.Secret != v {
+			t.Errorf("%q: got %q", v, c.Emarsys.Secret)
+		}
+	}
+}

@@ -288,16 +288,17 @@ func (c *Client) WaitDone(ctx context.Context, id int64, o WaitOptions) (ExportS
 	defer cancel()
 
 	var (
-		last       ExportStatus
-		lastErr    error
-		readySince time.Time // monotonic: real elapsed time, not Config.Now
-		polls      int
+		last        ExportStatus
+		lastErr     error
+		readySince  time.Time // monotonic: real elapsed time, not Config.Now
+		polls       int
+		failedPolls int // in a row
 	)
 	for {
 		st, err := c.ExportStatus(ctx, id)
 		switch {
 		case err == nil:
-			last, lastErr = st, nil
+			last, lastErr, failedPolls = st, nil, 0
 			if o.OnPoll != nil {
 				o.OnPoll(st)
 			}
@@ -319,7 +320,15 @@ func (c *Client) WaitDone(ctx context.Context, id int64, o WaitOptions) (ExportS
 			}
 		case ctx.Err() == nil && IsRetryable(err):
 			lastErr = err
-			c.log.Debug("emarsys: status poll failed, will poll again", "endpoint", fmt.Sprintf("export/%d", id))
+			failedPolls++
+			if failedPolls == 1 || failedPolls%10 == 0 {
+				// An API that stays unreachable is otherwise silent until
+				// the export's deadline (hours).
+				c.log.Warn("emarsys: status poll failed, polling on until emarsys.export_timeout", "export_id", id,
+					"failed_polls", failedPolls, "err", err)
+			} else {
+				c.log.Debug("emarsys: status poll failed, will poll again", "endpoint", fmt.Sprintf("export/%d", id))
+			}
 		default:
 			if ctx.Err() == nil {
 				return last, err
