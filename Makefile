@@ -6,9 +6,18 @@ CLICKHOUSE_ADDR ?= 127.0.0.1:9000
 CH_HOST := $(word 1,$(subst :, ,$(CLICKHOUSE_ADDR)))
 CH_PORT := $(word 2,$(subst :, ,$(CLICKHOUSE_ADDR)))
 # A private ClickHouse (started only when none answers at CLICKHOUSE_ADDR) keeps its data here.
+# The default address keeps ClickHouse's default ports; another address gets
+# its own folder and the two ports after its native one, so it never clashes
+# with a server already on 8123/9009.
+ifeq ($(CH_PORT),9000)
 CH_DIR ?= $(CURDIR)/.local/clickhouse
 CH_HTTP_PORT ?= 8123
 CH_INTERSERVER_PORT ?= 9009
+else
+CH_DIR ?= $(CURDIR)/.local/clickhouse-$(CH_PORT)
+CH_HTTP_PORT ?= $(shell echo $$(( $(CH_PORT) + 1 )))
+CH_INTERSERVER_PORT ?= $(shell echo $$(( $(CH_PORT) + 2 )))
+endif
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
@@ -18,7 +27,7 @@ export CLICKHOUSE_ADDR
 .PHONY: help build demo demo-stop test lint fuzz bench clickhouse-up clickhouse-down cluster-up cluster-down cluster-smoke clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 build: ## build bin/emarsys-etl, bin/emarsys-sim and bin/emarsys-demo
 	@mkdir -p bin
@@ -66,7 +75,9 @@ clickhouse-up: ## make sure ClickHouse answers at CLICKHOUSE_ADDR: install and s
 	  >/dev/null 2>&1 </dev/null; \
 	for i in $$(seq 1 60); do \
 	  if clickhouse-client --host $(CH_HOST) --port $(CH_PORT) --query 'SELECT 1' >/dev/null 2>&1; then \
-	    echo "ClickHouse is up (stop it with: make clickhouse-down)"; exit 0; fi; sleep 1; done; \
+	    echo "ClickHouse is up (stop it with: make clickhouse-down CLICKHOUSE_ADDR=$(CLICKHOUSE_ADDR))"; exit 0; fi; \
+	  if [ $$i -gt 3 ] && [ -f $(CH_DIR)/clickhouse.pid ] && ! kill -0 $$(cat $(CH_DIR)/clickhouse.pid) 2>/dev/null; then \
+	    echo "ClickHouse exited at start:"; tail -n 5 $(CH_DIR)/err; exit 1; fi; sleep 1; done; \
 	echo "ClickHouse did not answer within 60 s; see $(CH_DIR)/err"; exit 1
 
 clickhouse-down: ## stop the private ClickHouse started by clickhouse-up

@@ -156,7 +156,8 @@ func schemaReadmeExamples(t *testing.T, h *pipelinetest.Harness) {
 		t.Fatalf("schema/README.md has %d SQL examples, want 5", len(blocks))
 	}
 	for i, m := range blocks {
-		q := strings.ReplaceAll(m[1], "emarsys.", "{db}.")
+		// The examples are written for the demo's account; the harness's is acme.
+		q := strings.ReplaceAll(strings.ReplaceAll(m[1], "emarsys.", "{db}."), "'demo'", "'acme'")
 		// Example 1 looks back from today; the simulated days are fixed.
 		q = strings.ReplaceAll(q, "today() - 30", "toDate('2026-11-01')")
 		if countRows(t, h, q) == 0 {

@@ -67,10 +67,13 @@ func (c *testCluster) harness(t *testing.T, o pipelinetest.Options) *pipelinetes
 
 // runnerFor wires a runner for another account on the harness's store, as
 // main.go does for each account of a multi-account config.
-func runnerFor(t *testing.T, h *pipelinetest.Harness, account string) *pipeline.Runner {
+func runnerFor(t *testing.T, h *pipelinetest.Harness, account string, window ...time.Duration) *pipeline.Runner {
 	t.Helper()
 	cfg := *h.Cfg
 	cfg.Account = account
+	if len(window) > 0 {
+		cfg.Schedule.Window = window[0]
+	}
 	src, err := pipeline.NewSource(&cfg, h.API)
 	if err != nil {
 		t.Fatal(err)
@@ -184,10 +187,18 @@ func TestClusterThreeAccounts(t *testing.T) {
 		}
 	}
 	c.assertReplicasAgree(t, h.DB)
-	// A second backfill of the same range adds nothing.
+	// A second backfill of the same range adds nothing: in the same windows
+	// (done in the ledger) and in other, overlapping ones (4 h instead of
+	// 6 h: new windows, loaded in full, where only the anti-join over the
+	// Distributed table keeps every row out).
 	before := h.Count("SELECT count() FROM {db}.email_responses")
 	for _, a := range accounts {
 		runnerFor(t, h, a).Backfill(ctx, from, to)
+	}
+	for _, r := range runnerFor(t, h, "beta", 4*time.Hour).Backfill(ctx, from, to) {
+		if r.Err != nil || r.State != pipeline.StateDone || r.Loaded == 0 || r.New != 0 {
+			t.Errorf("beta again in window %s: %s, loaded %d, new %d (want done, >0, 0): %v", r.Window, r.State, r.Loaded, r.New, r.Err)
+		}
 	}
 	if after := h.Count("SELECT count() FROM {db}.email_responses"); after != before {
 		t.Errorf("a second backfill changed the row count from %d to %d", before, after)

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -83,3 +84,18 @@ func (s LocalSource) OpenExport(ctx context.Context, id int64, _ string) (io.Rea
 
 // Finish has nothing to do: the vendor drops local files by itself.
 func (s LocalSource) Finish(context.Context, string) error { return nil }
+
+// Preflight fails fast when the FTP server refuses the configured login:
+// exports delivered there would wait in "ready" until stuck_after, window
+// after window. Other errors (the server briefly away) are left to the
+// windows' own retries.
+func Preflight(ctx context.Context, src Source) error {
+	fs, ok := src.(FTPSource)
+	if !ok {
+		return nil
+	}
+	if err := fetch.Login(ctx, fs.Cfg); err != nil && errors.Is(err, fetch.ErrLoginRefused) {
+		return err
+	}
+	return nil
+}

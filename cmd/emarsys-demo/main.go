@@ -171,8 +171,16 @@ schedule:
 	}
 	fmt.Printf("%-20s %9d   %9d\n", "total", len(want), gotTotal)
 	fmt.Printf("\nETL log (JSON): %s\n", logPath)
-	fmt.Printf("Try it:\n  clickhouse-client --query \"SELECT toDate(event_time) AS day, source, count() FROM emarsys.email_responses WHERE account = 'demo' GROUP BY day, source ORDER BY day, source\"\n")
-	fmt.Printf("ClickHouse keeps running with the data; stop a private one with: make demo-stop\n")
+	client := "clickhouse-client"
+	if host, port, err := net.SplitHostPort(*chAddr); err == nil && *chAddr != "127.0.0.1:9000" {
+		client = fmt.Sprintf("clickhouse-client --host %s --port %s", host, port)
+	}
+	stopArgs := ""
+	if *chAddr != "127.0.0.1:9000" {
+		stopArgs = " CLICKHOUSE_ADDR=" + *chAddr
+	}
+	fmt.Printf("Try it:\n  %s --query \"SELECT toDate(event_time) AS day, source, count() FROM emarsys.email_responses WHERE account = 'demo' GROUP BY day, source ORDER BY day, source\"\n", client)
+	fmt.Printf("ClickHouse keeps running with the data; stop a private one with: make demo-stop%s\n", stopArgs)
 	if runErr != nil {
 		return fmt.Errorf("emarsys-etl: %v (see %s)", runErr, logPath)
 	}

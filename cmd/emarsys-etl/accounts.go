@@ -210,6 +210,20 @@ func runAccount(ctx context.Context, a *account, store *chstore.Store, m mode, o
 	if multi {
 		prefix = "[" + cfg.Account + "] "
 	}
+	// A refused FTP login would leave every export waiting in "ready" until
+	// stuck_after; say so at once instead.
+	if src, err := pipeline.NewSource(cfg, nil); err == nil {
+		pctx, cancel := context.WithTimeout(a.runCtx, 30*time.Second)
+		perr := pipeline.Preflight(pctx, src)
+		cancel()
+		if perr != nil {
+			a.log.Error("FTP login refused", "account", cfg.Account, "err", perr)
+			if !m.daemon() {
+				fmt.Fprintf(rep, "%snot started: %v\n", prefix, perr)
+				return exitFailed
+			}
+		}
+	}
 	switch {
 	case m.backfill:
 		ws := pipeline.Split(m.start, m.end, cfg.Schedule.Window)

@@ -209,8 +209,18 @@ func mustMarshal(n *yaml.Node) []byte {
 
 var envRe = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
-// expandNode replaces ${VAR} in scalar values; the path names the key in errors.
+// expandNode replaces ${VAR} in scalar values; the path names the key in
+// errors, and every unset variable is reported at once, not one per run.
 func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool)) error {
+	var errs []string
+	expandInto(n, path, lookup, &errs)
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+func expandInto(n *yaml.Node, path string, lookup func(string) (string, bool), errs *[]string) {
 	switch n.Kind {
 	case yaml.DocumentNode, yaml.SequenceNode:
 		for i, c := range n.Content {
@@ -218,9 +228,7 @@ func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool)) e
 			if n.Kind == yaml.SequenceNode {
 				p = fmt.Sprintf("%s[%d]", path, i)
 			}
-			if err := expandNode(c, p, lookup); err != nil {
-				return err
-			}
+			expandInto(c, p, lookup, errs)
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -228,9 +236,7 @@ func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool)) e
 			if path != "" {
 				p = path + "." + p
 			}
-			if err := expandNode(n.Content[i+1], p, lookup); err != nil {
-				return err
-			}
+			expandInto(n.Content[i+1], p, lookup, errs)
 		}
 	case yaml.ScalarNode:
 		var missing string
@@ -244,7 +250,8 @@ func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool)) e
 			return v
 		})
 		if missing != "" {
-			return fmt.Errorf("%s: environment variable %s is not set", path, missing)
+			*errs = append(*errs, fmt.Sprintf("%s: environment variable %s is not set", path, missing))
+			return
 		}
 		if n.Value != orig && n.Tag == "!!str" && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
 			// A plain ${VAR} takes the type of its value (port: ${FTP_PORT});
@@ -257,7 +264,6 @@ func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool)) e
 			}
 		}
 	}
-	return nil
 }
 
 // keyedDecodeError rewrites the decoder's "line N: ..." messages (lines of

@@ -144,3 +144,15 @@ func TestSecretShapes(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryUnsetVariableReportedAtOnce(t *testing.T) {
+	_, err := Parse([]byte(minimal), env(map[string]string{}))
+	if err == nil {
+		t.Fatal("unset variables accepted")
+	}
+	for _, want := range []string{"emarsys.secret: environment variable SECRET is not set", "ftp.password: environment variable FTP_PASSWORD is not set"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}

@@ -26,6 +26,10 @@ const DefaultTimeout = 30 * time.Second
 // ErrNotFound is wrapped when the server says the file does not exist.
 var ErrNotFound = errors.New("file not found on the FTP server")
 
+// ErrLoginRefused is wrapped when the server refuses the user and password:
+// Emarsys, delivering with the same credentials, is refused too.
+var ErrLoginRefused = errors.New("check ftp.user and ftp.password: Emarsys delivers with the same credentials and is refused too")
+
 // FTPConfig says where the export files are. Password is never put in an
 // error or a log line.
 type FTPConfig struct {
@@ -93,6 +97,16 @@ type session struct {
 }
 
 // dial connects and logs in, and changes to cfg.Folder if set.
+// Login logs in and out again: a cheap pre-flight check of the credentials.
+func Login(ctx context.Context, cfg FTPConfig) error {
+	cfg.Folder = ""
+	s, err := dial(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return s.close()
+}
+
 func dial(ctx context.Context, cfg FTPConfig) (*session, error) {
 	if cfg.Host == "" {
 		return nil, errors.New("FTP host is empty")
@@ -166,6 +180,9 @@ func dial(ctx context.Context, cfg FTPConfig) (*session, error) {
 		}
 		var te *textproto.Error
 		if errors.As(err, &te) {
+			if te.Code == 530 {
+				return nil, fmt.Errorf("FTP login as %s at %s refused: %d %s: %w", cfg.User, cfg.addr(), te.Code, redact(te.Msg, cfg.Password), ErrLoginRefused)
+			}
 			return nil, fmt.Errorf("FTP login as %s at %s refused: %d %s", cfg.User, cfg.addr(), te.Code, redact(te.Msg, cfg.Password))
 		}
 		return nil, fmt.Errorf("FTP login as %s at %s failed: %s", cfg.User, cfg.addr(), redact(err.Error(), cfg.Password))
