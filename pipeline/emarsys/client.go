@@ -372,17 +372,8 @@ func jitter(d time.Duration) time.Duration {
 	return half + time.Duration(rand.Int64N(int64(d-half)+1))
 }
 
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// sleep waits for d or until ctx ends (a nil wake channel never fires).
+func sleep(ctx context.Context, d time.Duration) error { return sleepOrWake(ctx, d, nil) }
 
 // flexInt64 decodes a JSON number or a string holding one: the API returns
 // ids as either.
