@@ -156,3 +156,20 @@ func TestEveryUnsetVariableReportedAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// The configurations docker-compose runs are valid too.
+func TestComposeConfigsAreValid(t *testing.T) {
+	for _, f := range []string{"../../configs/emarsys-etl.compose.yaml", "../../configs/emarsys-etl.compose-cluster.yaml"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Parse(b, env(map[string]string{"EMARSYS_SECRET": "s", "FTP_PASSWORD": "p", "CLICKHOUSE_PASSWORD": ""}))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if c.Account != "demo" || c.FTP.Host != "emarsys-sim" {
+			t.Fatalf("%s read wrong: %+v", f, c)
+		}
+	}
+}
