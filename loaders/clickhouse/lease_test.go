@@ -14,7 +14,7 @@ func TestLeaseAcquireRenewRelease(t *testing.T) {
 	if err := s.Migrate(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	o := LeaseOptions{TTL: time.Minute, Settle: 50 * time.Millisecond}
+	o := LeaseOptions{TTL: time.Minute, Settle: 250 * time.Millisecond}
 
 	l, err := s.AcquireLease(ctx, "acme", "host-a pid=1", o)
 	if err != nil {
@@ -85,7 +85,7 @@ func TestLeaseExpires(t *testing.T) {
 	if _, err := s.RenewLease(ctx, "acme", "gone pid=9", time.Minute); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("renewing an expired lease: %v", err)
 	}
-	if _, err := s.AcquireLease(ctx, "acme", "new pid=10", LeaseOptions{TTL: time.Minute, Settle: 50 * time.Millisecond}); err != nil {
+	if _, err := s.AcquireLease(ctx, "acme", "new pid=10", LeaseOptions{TTL: time.Minute, Settle: 250 * time.Millisecond}); err != nil {
 		t.Fatalf("acquire expired: %v", err)
 	}
 }
