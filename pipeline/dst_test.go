@@ -1,9 +1,12 @@
 package pipeline_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	chstore "github.com/emarsys-etl/emarsys-etl/loaders/clickhouse"
+	"github.com/emarsys-etl/emarsys-etl/pipeline"
 	"github.com/emarsys-etl/emarsys-etl/pipeline/pipelinetest"
 )
 
@@ -69,5 +72,27 @@ func TestDSTBackfill(t *testing.T) {
 	total := h.Count("SELECT count() FROM {db}.email_responses WHERE event_time >= ? AND event_time < ?", from, to)
 	if total != uint64(want) {
 		t.Errorf("%d rows in %s..%s, want %d", total, from, to, want)
+	}
+}
+
+// A window ending inside the repeated hour is exported up to the first
+// unambiguous minute after it, and those rows are stored: the after-load
+// hooks (the aggregates) see that whole span, so a UTC day the extension
+// reaches is recomputed too.
+func TestDSTAfterLoadSpan(t *testing.T) {
+	h := pipelinetest.New(t, pipelinetest.Options{Window: time.Hour})
+	var spans []pipeline.Window
+	h.Runner.AfterLoad = append(h.Runner.AfterLoad, func(_ context.Context, w pipeline.Window, _ chstore.WindowRecord) error {
+		spans = append(spans, w)
+		return nil
+	})
+	// 01:00-02:00 UTC is the second 02:00-03:00 of Vienna. The vendor reads
+	// its start as the first 02:00 (00:00 UTC), and its last second would be
+	// the first 02:59:59 too, so the request runs to 03:00:59 CET instead.
+	from := time.Date(2026, 10, 25, 1, 0, 0, 0, time.UTC)
+	h.Backfill(from, from.Add(time.Hour))
+	want := pipeline.Window{Start: from.Add(-time.Hour), End: from.Add(time.Hour + time.Minute)}
+	if len(spans) != 1 || spans[0] != want {
+		t.Errorf("after-load span %v, want [%s]", spans, want)
 	}
 }

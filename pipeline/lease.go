@@ -24,8 +24,9 @@ const DefaultLeaseTTL = 60 * time.Second
 // still running once the grace time after a stop request had passed.
 var ErrGraceOver = errors.New("grace time after the stop request is over")
 
-// HolderID names this process in the lease: "host pid=N run=R". The run
-// part keeps two runners in one process apart (tests).
+// HolderID names this process in the lease: "host pid=N run=R pidns=X". The
+// run part keeps two runners in one process apart (tests); pidns (Linux) says
+// which pid namespace N belongs to, see DeadLocalHolder.
 func HolderID() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
@@ -33,7 +34,32 @@ func HolderID() string {
 	}
 	var b [4]byte
 	_, _ = cryptoRead(b[:])
-	return fmt.Sprintf("%s pid=%d run=%s", strings.ReplaceAll(host, " ", "_"), os.Getpid(), hex.EncodeToString(b[:]))
+	id := fmt.Sprintf("%s pid=%d run=%s", strings.ReplaceAll(host, " ", "_"), os.Getpid(), hex.EncodeToString(b[:]))
+	if ns := pidNamespace(); ns != "" {
+		id += " pidns=" + ns
+	}
+	return id
+}
+
+// pidNamespace identifies this process's pid namespace ("4026531836"), or is
+// empty where /proc does not tell.
+func pidNamespace() string {
+	l, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	l = strings.TrimSuffix(strings.TrimPrefix(l, "pid:["), "]")
+	return strings.ReplaceAll(l, " ", "_")
+}
+
+// holderNamespace is the pidns field of a holder ("" when it has none).
+func holderNamespace(h string) string {
+	for _, f := range strings.Fields(h) {
+		if v, ok := strings.CutPrefix(f, "pidns="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func cryptoRead(b []byte) (int, error) { return crand.Read(b) }
@@ -41,7 +67,10 @@ func cryptoRead(b []byte) (int, error) { return crand.Read(b) }
 // DeadLocalHolder reports whether holder names a process on this host that
 // no longer exists (killed with SIGKILL, crashed): its lease can be taken
 // over without waiting for the expiry. A pid reused by an unrelated process
-// only means waiting for the expiry, never a double run.
+// only means waiting for the expiry, never a double run. Containers may share
+// a host name (host networking, a fixed hostname) while each has its own pid
+// namespace, where the other's pid does not exist: a holder is local only if
+// its pid namespace is ours too.
 func DeadLocalHolder(holder string) bool {
 	host, pid, ok := parseHolder(holder)
 	if !ok || pid == os.Getpid() {
@@ -49,6 +78,9 @@ func DeadLocalHolder(holder string) bool {
 	}
 	me, err := os.Hostname()
 	if err != nil || strings.ReplaceAll(me, " ", "_") != host {
+		return false
+	}
+	if holderNamespace(holder) != pidNamespace() {
 		return false
 	}
 	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)

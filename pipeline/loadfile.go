@@ -145,6 +145,24 @@ func LoadFile(ctx context.Context, base *Runner, m ManualLoad) (Result, error) {
 		return Result{Window: w, State: StateDone, Read: rec.RowsRead, Loaded: rec.RowsLoaded,
 			New: rec.RowsNew, Rejected: rec.RowsRejected, Skipped: true}, nil
 	}
+	// A response's key is built from the fields its file has (campaign id or
+	// title, link title, url): a file without one of those the configured
+	// export has gives the same response another key, and the anti-join
+	// would store it twice. Refuse when the warehouse already holds exported
+	// rows of the account in the file's span; warn otherwise (a later export
+	// of the span, or a file with other fields, would store them again).
+	if missing, extra := keyFieldsDiff(exp.AnalysisFields, base.Cfg.Export.AnalysisFields); len(missing)+len(extra) > 0 {
+		why := fmt.Sprintf("the file's identifying analysis fields differ from export.analysis_fields (missing %v, extra %v): its responses get other response_keys than the exported ones", missing, extra)
+		stored, err := r.Store.ExportedRows(ctx, cfg.Account, w.Start, w.End)
+		if err != nil {
+			return Result{Window: w}, fmt.Errorf("load %s: %w", m.Path, err)
+		}
+		if stored > 0 {
+			return Result{Window: w, Err: fmt.Errorf("load %s: %s, and the warehouse already holds %d exported responses of %s in %s, which would be stored twice: export the file with the identifying fields %v of export.analysis_fields",
+				m.Path, why, stored, cfg.Account, w, keyFields(base.Cfg.Export.AnalysisFields))}, nil
+		}
+		log.Warn("manual file with other identifying fields than the export: a later export of this span will store its responses again", "detail", why)
+	}
 	rec = chstore.WindowRecord{Account: cfg.Account, Start: w.Start, End: w.End, State: StateReady,
 		FileName: label, Manual: true, Attempts: rec.Attempts + 1}
 	if err := r.save(ctx, &rec); err != nil {
@@ -229,6 +247,34 @@ func (r *Runner) scanFile(ctx context.Context, path string) (Window, string, csv
 		return Window{}, "", st, errNoRows
 	}
 	return Window{lo, hi.Add(time.Second)}, hex.EncodeToString(h.Sum(nil)), st, nil
+}
+
+// keyFields are the analysis fields among ids that response_key depends on.
+func keyFields(ids []int) []int {
+	var out []int
+	for _, id := range []int{schema.AnalysisCampaignTitle, schema.AnalysisLinkTitle, schema.AnalysisURL, schema.AnalysisCampaignID} {
+		if slices.Contains(ids, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// keyFieldsDiff lists the key fields of want that file lacks, and those file
+// has beyond want.
+func keyFieldsDiff(file, want []int) (missing, extra []int) {
+	f, w := keyFields(file), keyFields(want)
+	for _, id := range w {
+		if !slices.Contains(f, id) {
+			missing = append(missing, id)
+		}
+	}
+	for _, id := range f {
+		if !slices.Contains(w, id) {
+			extra = append(extra, id)
+		}
+	}
+	return missing, extra
 }
 
 // errNoRows is a manual file with no data rows: nothing to load, not a failure.

@@ -192,3 +192,34 @@ func manualRows(t *testing.T, h *pipelinetest.Harness) []string {
 	sort.Strings(out)
 	return out
 }
+
+// A hand-made file lacking a field response_key is built from (campaign id,
+// link title, url) would give exported responses other keys and store them
+// twice: over exported rows it is refused; with the identifying fields of
+// the export it adds nothing.
+func TestLoadFileOtherKeyFields(t *testing.T) {
+	h := pipelinetest.New(t, pipelinetest.Options{})
+	from := time.Date(2026, 11, 6, 6, 0, 0, 0, time.UTC)
+	to := from.Add(6 * time.Hour)
+	h.Backfill(from, to)
+	n := h.Count("SELECT count() FROM {db}.email_responses")
+	for _, c := range []struct {
+		fields []int
+		refuse bool
+	}{{[]int{8, 1, 4, 5}, true}, {[]int{12, 8, 1}, true}, {[]int{12, 8, 1, 4, 5}, false}} {
+		path, _ := writeExport(t, h, "hand.csv", from, to, sim.CSVOptions{ContactFields: []int{3, 1}, AnalysisFields: c.fields, Delimiter: ','}, 0)
+		m := pipeline.ManualLoad{Path: path, ContactFields: []int{3, 1}, AnalysisFields: c.fields, Fields: true, Delimiter: ",", NoHeader: true}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		res, err := pipeline.LoadFile(ctx, h.Runner, m)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if refused := res.Err != nil && strings.Contains(res.Err.Error(), "stored twice"); refused != c.refuse || !c.refuse && (res.Err != nil || res.New != 0) {
+			t.Errorf("fields %v: %+v, want refused=%v", c.fields, res, c.refuse)
+		}
+		if got := h.Count("SELECT count() FROM {db}.email_responses"); got != n {
+			t.Fatalf("fields %v: %d rows after the file, want %d", c.fields, got, n)
+		}
+	}
+}

@@ -212,12 +212,17 @@ func TestDeadLocalHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	host, _ := os.Hostname()
-	dead := fmt.Sprintf("%s pid=%d run=x", host, cmd.Process.Pid)
+	// As this process would name a holder, with the dead pid.
+	me := fmt.Sprintf("pid=%d", os.Getpid())
+	dead := strings.Replace(pipeline.HolderID(), me, fmt.Sprintf("pid=%d", cmd.Process.Pid), 1)
 	for _, c := range []struct {
 		holder string
 		want   bool
 	}{
 		{dead, true},
+		// The same host name in another pid namespace (containers sharing a
+		// hostname): its pid means nothing here, so it is not known dead.
+		{dead + "x", false},
 		{fmt.Sprintf("%s pid=%d run=x", host, os.Getpid()), false},
 		{fmt.Sprintf("%s pid=1 run=x", host), false},
 		{fmt.Sprintf("other-host pid=%d run=x", cmd.Process.Pid), false},
@@ -282,5 +287,42 @@ func TestStopDuringLoad(t *testing.T) {
 			h.Backfill(from, to)
 			h.AssertWarehouse(from, to)
 		})
+	}
+}
+
+// nameless answers "done" without a file name to the first blank polls.
+type nameless struct {
+	pipeline.API
+	blank int32
+	polls atomic.Int32
+}
+
+func (a *nameless) WaitDone(ctx context.Context, id int64, o emarsys.WaitOptions) (emarsys.ExportStatus, error) {
+	st, err := a.API.WaitDone(ctx, id, o)
+	if a.polls.Add(1) <= a.blank {
+		st.FileName = ""
+	}
+	return st, err
+}
+
+// An export "done" without a file name is polled again, not failed at once;
+// if it never names a file the window fails after its attempts.
+func TestDoneWithoutFileName(t *testing.T) {
+	h := pipelinetest.New(t, pipelinetest.Options{Window: time.Hour})
+	from := time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)
+	api := &nameless{API: h.Runner.API, blank: 1}
+	h.Runner.API = api
+	h.Backfill(from, from.Add(time.Hour))
+	h.AssertWarehouse(from, from.Add(time.Hour))
+	if n := api.polls.Load(); n != 2 {
+		t.Errorf("%d waits, want 2 (the nameless reply, then the named one)", n)
+	}
+
+	api = &nameless{API: api.API, blank: 100}
+	h.Runner.API = api
+	res := h.Runner.Run(t.Context(), pipeline.Window{Start: from.Add(time.Hour), End: from.Add(2 * time.Hour)})
+	if res.State != pipeline.StateFailed || res.Err == nil || !strings.Contains(res.Err.Error(), "names no file") ||
+		api.polls.Load() != int32(h.Cfg.Schedule.Attempts) {
+		t.Errorf("never named: %+v after %d waits", res, api.polls.Load())
 	}
 }

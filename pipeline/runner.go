@@ -305,6 +305,15 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 				// A local export is read by id; the name only labels it.
 				st.FileName = fmt.Sprintf("export_%d.csv", rec.ExportID)
 			}
+			if st.FileName == "" {
+				// "done" without a file name is a reply not yet complete rather
+				// than a bad one: ask the same export again after a backoff.
+				err := fmt.Errorf("export %d of %s: the API says %q but names no file", rec.ExportID, w, st.Status)
+				if !retry(err) {
+					return fail(err)
+				}
+				continue
+			}
 			if err := fetch.ValidateFileName(st.FileName); err != nil {
 				return fail(fmt.Errorf("export %d of %s: file name from the API: %w", rec.ExportID, w, err))
 			}
@@ -468,8 +477,22 @@ func (r *Runner) latest(ctx context.Context, w Window) (chstore.WindowRecord, er
 }
 
 func (r *Runner) afterLoad(ctx context.Context, w Window, rec chstore.WindowRecord) error {
+	// The export may reach past w (LocalRange widens it at the autumn clock
+	// change), and its rows are stored: the hooks see the span that was read,
+	// so the aggregates of a day the extension reaches are recomputed too.
+	span := w
+	if !rec.Manual {
+		if er := exportRange(w, r.Cfg.Loc); !er[0].IsZero() {
+			if er[0].Before(span.Start) {
+				span.Start = er[0]
+			}
+			if end := er[1].Add(time.Second); end.After(span.End) {
+				span.End = end
+			}
+		}
+	}
 	for _, hook := range r.AfterLoad {
-		if err := hook(ctx, w, rec); err != nil {
+		if err := hook(ctx, span, rec); err != nil {
 			return fmt.Errorf("after loading window %s: %w", w, err)
 		}
 	}

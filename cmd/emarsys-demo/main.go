@@ -87,7 +87,8 @@ func run() error {
 account: demo
 timezone: Europe/Vienna
 emarsys:
-  base_url: http://%s/api/v2/
+  auth: oauth2
+  base_url: http://%s/api/v3/
   user: demo_api
   secret: ${EMARSYS_SECRET}
   poll_initial: 200ms

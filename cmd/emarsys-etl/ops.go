@@ -74,7 +74,7 @@ func startOps(srv *ops.Server, cfg *config.Config, runners []*pipeline.Runner, d
 		log.Warn("HTTP listener not started", "err", err)
 		return func() {}, true
 	}
-	log.Info("HTTP listener", "addr", bound.String(), "endpoints", "/metrics /healthz /readyz")
+	log.Info("HTTP listener", "addr", bound.String(), "endpoints", "/metrics /healthz /readyz, dashboard / and /api/bi/")
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -72,21 +72,27 @@ func buildStatus(recs []chstore.WindowRecord, start, now time.Time) statusReport
 		return days[k]
 	}
 	var all, done []pipeline.Window
-	from, to := recs[0].Start, recs[0].End
+	var from, to time.Time
 	var withErr []statusError
 	for _, r := range recs {
 		w := pipeline.Window{Start: r.Start, End: r.End}
-		all = append(all, w)
-		if r.Start.Before(from) {
-			from = r.Start
-		}
-		if r.End.After(to) {
-			to = r.End
+		// A file loaded by hand (--load-file) may hold part of its span only:
+		// as for the scheduler, it covers nothing (no gap filled, no lag hidden).
+		if !r.Manual {
+			all = append(all, w)
+			if from.IsZero() || r.Start.Before(from) {
+				from = r.Start
+			}
+			if r.End.After(to) {
+				to = r.End
+			}
 		}
 		d := day(r.Start)
 		switch r.State {
 		case pipeline.StateDone:
-			done = append(done, w)
+			if !r.Manual {
+				done = append(done, w)
+			}
 			d.Done++
 			d.RowsLoaded += r.RowsLoaded
 			d.RowsNew += r.RowsNew
@@ -103,6 +109,9 @@ func buildStatus(recs []chstore.WindowRecord, start, now time.Time) statusReport
 	}
 	if !start.IsZero() && start.Before(from) {
 		from = start
+	}
+	if len(all) == 0 {
+		from, to = time.Time{}, time.Time{} // only manual windows: nothing to cover yet
 	}
 	for _, g := range pipeline.Gaps(all, from, to) {
 		rep.Gaps = append(rep.Gaps, statusGap{From: g.Start, To: g.End})

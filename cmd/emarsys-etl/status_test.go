@@ -87,3 +87,22 @@ func TestStatusClean(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// A file loaded by hand covers nothing for the scheduler, so it neither fills
+// a gap nor moves covered_until (the lag): the report says what the daemon
+// will still load.
+func TestStatusManualWindowCoversNothing(t *testing.T) {
+	manual := chstore.WindowRecord{Start: day0.Add(6*time.Hour + 17*time.Second), End: day0.Add(18 * time.Hour), State: pipeline.StateDone,
+		Manual: true, RowsLoaded: 5, RowsNew: 5}
+	rep := buildStatus([]chstore.WindowRecord{manual, doneWindow(day0, 10), doneWindow(day0.Add(18*time.Hour), 30)}, time.Time{}, day0.Add(48*time.Hour))
+	if rep.OK || len(rep.Gaps) != 1 || !rep.Gaps[0].From.Equal(day0.Add(6*time.Hour)) || !rep.Gaps[0].To.Equal(day0.Add(18*time.Hour)) ||
+		rep.CoveredUntil == nil || !rep.CoveredUntil.Equal(day0.Add(6*time.Hour)) || rep.Windows != 3 ||
+		len(rep.Days) != 1 || rep.Days[0].Done != 3 || rep.Days[0].RowsLoaded != 45 {
+		t.Errorf("report: %+v", rep)
+	}
+	// Only manual windows: no gap to report, nothing covered.
+	rep = buildStatus([]chstore.WindowRecord{manual}, time.Time{}, day0.Add(48*time.Hour))
+	if !rep.OK || len(rep.Gaps) != 0 || rep.CoveredUntil != nil {
+		t.Errorf("manual only: %+v", rep)
+	}
+}

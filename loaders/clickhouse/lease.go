@@ -88,8 +88,9 @@ func (s *Store) writeLease(ctx context.Context, l Lease) error {
 // Two instances racing both read back the same newest claim, so at most one
 // wins, provided each one's read-to-write gap is shorter than Settle (a
 // slower claim gives up and reports the lease as busy) and inserts are
-// visible once acknowledged (true on a single server; on a cluster, point
-// the lease at one replica or use insert_quorum).
+// visible once acknowledged (true on a single server; in cluster mode the
+// lease table is replicated and read on the connected server, so every
+// instance of an account must connect to the same server: README, Cluster mode).
 func (s *Store) AcquireLease(ctx context.Context, account, holder string, o LeaseOptions) (Lease, error) {
 	if holder == "" {
 		return Lease{}, fmt.Errorf("acquire lease of account %s: holder is empty", account)

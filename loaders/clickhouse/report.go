@@ -13,6 +13,17 @@ type SourceCount struct {
 }
 
 // SourceCounts counts the responses of an account with event_time in [from, to), per source.
+// ExportedRows counts the responses of account in [from, to) that came from
+// an API export (export_id != 0), not from a file loaded by hand.
+func (s *Store) ExportedRows(ctx context.Context, account string, from, to time.Time) (uint64, error) {
+	q := fmt.Sprintf("SELECT count() FROM `%s`.email_responses WHERE account = ? AND event_time >= ? AND event_time < ? AND export_id != 0", s.db)
+	var n uint64
+	if err := s.conn.QueryRow(ctx, q, account, from.UTC(), to.UTC()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count exported responses: %w", s.scrub(err))
+	}
+	return n, nil
+}
+
 func (s *Store) SourceCounts(ctx context.Context, account string, from, to time.Time) ([]SourceCount, error) {
 	q := fmt.Sprintf("SELECT toString(source) AS s, count() FROM `%s`.email_responses "+
 		"WHERE account = ? AND event_time >= ? AND event_time < ? GROUP BY s ORDER BY s", s.db)

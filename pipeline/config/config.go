@@ -414,8 +414,10 @@ func (c *Config) keepExplicitZeros(set Config, keys map[string]bool) {
 	ints := map[string][2]*int{
 		"emarsys.page_rows":     {&c.Emarsys.PageRows, &set.Emarsys.PageRows},
 		"ftp.port":              {&c.FTP.Port, &set.FTP.Port},
+		"ftp.deliver_port":      {&c.FTP.DeliverPort, &set.FTP.DeliverPort},
 		"clickhouse.batch_rows": {&c.ClickHouse.BatchRows, &set.ClickHouse.BatchRows},
 		"schedule.concurrency":  {&c.Schedule.Concurrency, &set.Schedule.Concurrency},
+		"schedule.loads":        {&c.Schedule.Loads, &set.Schedule.Loads},
 		"schedule.attempts":     {&c.Schedule.Attempts, &set.Schedule.Attempts},
 	}
 	for k, v := range ints {

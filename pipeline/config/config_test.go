@@ -68,6 +68,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"negative timeout", strings.Replace(minimal, "{user: u,", "{user: u, export_timeout: -5m,", 1), "emarsys.export_timeout: must be a positive duration"},
 		{"key twice", minimal + "timezone: UTC\ntimezone: UTC\n", "timezone: is set twice"},
 		{"explicit zero attempts", minimal + "schedule: {attempts: 0}\n", "schedule.attempts: must be 1-20, got 0"},
+		{"explicit zero loads", minimal + "schedule: {loads: 0}\n", "schedule.loads: must be 1-16, got 0"},
 		{"quoted number from env", strings.Replace(minimal, "host: ftp.example.com", "host: ftp.example.com, port: \"${SECRET}\"", 1), `ftp.port: "s3" is not a whole number`},
 		{"bad cron", minimal + "schedule: {cron: \"every day\"}\n", "schedule.cron:"},
 		{"overlap too long", minimal + "schedule: {window: 1h, overlap: 2h}\n", "schedule.overlap: must be at least 0 and shorter than schedule.window"},

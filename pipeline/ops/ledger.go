@@ -72,7 +72,9 @@ func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 	var done []pipeline.Window
 	for _, r := range recs {
 		counts[r.State]++
-		if r.State == pipeline.StateDone {
+		// A file loaded by hand may hold part of its span only: like the
+		// scheduler, the lag does not count it as covered.
+		if r.State == pipeline.StateDone && !r.Manual {
 			done = append(done, pipeline.Window{Start: r.Start, End: r.End})
 		}
 	}
