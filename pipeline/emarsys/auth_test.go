@@ -200,3 +200,53 @@ func TestLimiterPacesByHeaders(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// The token endpoint answering an HTML error page (500, or 200 from a proxy)
+// is retried like any 5xx; a page that persists is reported with its first
+// bytes as a retryable error, never taken for refused credentials.
+func TestOAuthTokenEndpointHTML(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		status     int
+		bad        int32 // token requests answered with the page
+		wantErr    bool
+		wantStatus int
+	}{
+		{"500 then a token", 500, 2, false, 0},
+		{"500 throughout", 500, 100, true, 500},
+		{"200 HTML throughout", 200, 100, true, 502},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := &oauthServer{valid: map[string]bool{}}
+			var tokenCalls atomic.Int32
+			inner := o.handler(t, func(w http.ResponseWriter, r *http.Request) {
+				reply(w, 200, 0, "OK", map[string]any{"id": 3, "status": "done"})
+			})
+			cl, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/oauth2/token" && tokenCalls.Add(1) <= c.bad {
+					w.Header().Set("Content-Type", "text/html")
+					w.WriteHeader(c.status)
+					io.WriteString(w, "<html><body>Bad gateway</body></html>")
+					return
+				}
+				inner(w, r)
+			}, func(cfg *Config) {
+				cfg.Auth = AuthOAuth2
+				cfg.BaseURL = strings.Replace(cfg.BaseURL, "/api/v2", "/api/v3", 1)
+				cfg.TokenURL = strings.Split(cfg.BaseURL, "/api/")[0] + "/oauth2/token"
+			})
+			_, err := cl.ExportStatus(context.Background(), 3)
+			if !c.wantErr {
+				if err != nil || tokenCalls.Load() != c.bad+1 {
+					t.Fatalf("err %v after %d token calls, want success after %d", err, tokenCalls.Load(), c.bad+1)
+				}
+				return
+			}
+			var ae *APIError
+			if err == nil || !errors.As(err, &ae) || ae.HTTPStatus != c.wantStatus || !IsRetryable(err) ||
+				!strings.Contains(err.Error(), "<html>") || strings.Contains(err.Error(), "client id") {
+				t.Fatalf("err %v: want a retryable HTTP %d quoting the page", err, c.wantStatus)
+			}
+		})
+	}
+}
