@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	ftpserver "goftp.io/server/v2"
 	"goftp.io/server/v2/driver/file"
@@ -131,6 +132,28 @@ func Start(o Options) (*Server, error) {
 			o.Logger.Debug("ftpd: serve ended", "err", err)
 		}
 	}()
+	if o.TLSConfig != nil {
+		// ListenAndServe binds in its goroutine: return only once it listens,
+		// or a client dials too early and a Close before the bind never ends.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			c, err := net.DialTimeout("tcp", s.Addr(), 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-s.done:
+				return nil, fmt.Errorf("ftpd: TLS server on %s stopped at start", s.Addr())
+			default:
+			}
+			if time.Now().After(deadline) {
+				srv.Shutdown()
+				return nil, fmt.Errorf("ftpd: TLS server on %s not listening after 5 s: %w", s.Addr(), err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	return s, nil
 }
 
