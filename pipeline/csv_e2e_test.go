@@ -142,6 +142,22 @@ func TestRejectShareFailsWindow(t *testing.T) {
 	}
 }
 
+// A small window with a few broken rows (well over 1% of it, within
+// export.reject_allowance) loads its good rows instead of failing for ever.
+func TestRejectAllowanceKeepsSmallWindows(t *testing.T) {
+	const broken = 3
+	h := pipelinetest.New(t, pipelinetest.Options{
+		SimConfig: func(c *sim.Config) { c.BrokenRowsPerExport = broken },
+	})
+	from := time.Date(2026, 11, 4, 3, 0, 0, 0, time.UTC)
+	to := from.Add(30 * time.Minute) // about 60 rows: 3 rejects are 5%
+	r := h.Backfill(from, to)[0]
+	want := h.AssertWarehouse(from, to)
+	if r.Rejected != broken || r.Loaded != uint64(want) || float64(r.Rejected) <= 0.01*float64(r.Read) {
+		t.Fatalf("read=%d loaded=%d rejected=%d, want %d rejected over 1%% and %d loaded", r.Read, r.Loaded, r.Rejected, broken, want)
+	}
+}
+
 // A contact field added to the config gets its column at start-up; rows
 // loaded before keep every value, rows loaded after fill the new column.
 func TestContactFieldAdded(t *testing.T) {

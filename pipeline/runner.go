@@ -445,9 +445,10 @@ func (r *Runner) load(ctx context.Context, log *slog.Logger, rec *chstore.Window
 		}
 		return st, 0, err
 	}
-	if st.Read > 0 && float64(st.Rejected) > r.Cfg.Export.MaxRejectShare*float64(st.Read) {
+	if st.Read > 0 && st.Rejected > int64(r.Cfg.Export.RejectAllowance) &&
+		float64(st.Rejected) > r.Cfg.Export.MaxRejectShare*float64(st.Read) {
 		rec.RowsRead, rec.RowsLoaded, rec.RowsRejected = uint64(st.Read), uint64(st.Loaded), uint64(st.Rejected)
-		return st, 0, errPermanent{fmt.Errorf("%s of export %d: %d of %d rows rejected, over the limit of %.2f%% (export.max_reject_share): has the export format changed?",
+		return st, 0, errPermanent{fmt.Errorf("%s of export %d: %d of %d rows rejected, over the limit of %.2f%% (export.max_reject_share) and more than export.reject_allowance: has the export format changed?",
 			rec.FileName, rec.ExportID, st.Rejected, st.Read, 100*r.Cfg.Export.MaxRejectShare)}
 	}
 	rec.State = StateFetched

@@ -70,10 +70,11 @@ func TestLoadFileCLI(t *testing.T) {
 		t.Errorf("%d rows, want %d", got, len(rs))
 	}
 
-	// The config's own request, German header; too many broken rows: exit 1.
-	p = write("b.csv", sim.CSVOptions{ContactFields: []int{1, 3}, AnalysisFields: []int{1, 8, 12}, Delimiter: ';', Header: true, Language: "de"}, 5)
+	// The config's own request, German header; too many broken rows (over
+	// 1% and over the allowance of 5): exit 1.
+	p = write("b.csv", sim.CSVOptions{ContactFields: []int{1, 3}, AnalysisFields: []int{1, 8, 12}, Delimiter: ';', Header: true, Language: "de"}, 8)
 	code, out, _ = runCLI("--config", cfg, "--log-level", "error", "--load-file", p, "--language", "de")
-	if code != exitFailed || !strings.Contains(out, "rejected=5") || !strings.Contains(out, "max_reject_share") {
+	if code != exitFailed || !strings.Contains(out, "rejected=8") || !strings.Contains(out, "max_reject_share") {
 		t.Errorf("broken file: exit %d, %q", code, out)
 	}
 }

@@ -79,6 +79,9 @@ type Export struct {
 	ContactList        int64               `yaml:"contactlist"`
 	CustomFields       map[int]CustomField `yaml:"custom_fields"`
 	MaxRejectShare     float64             `yaml:"max_reject_share"`
+	// RejectAllowance is how many rejected rows any window may have whatever
+	// its size, so one broken row cannot fail a small window for ever.
+	RejectAllowance int `yaml:"reject_allowance"`
 }
 
 // FTP is the server Emarsys delivers to and the ETL reads from.
@@ -412,13 +415,14 @@ func (c *Config) keepExplicitZeros(set Config, keys map[string]bool) {
 		}
 	}
 	ints := map[string][2]*int{
-		"emarsys.page_rows":     {&c.Emarsys.PageRows, &set.Emarsys.PageRows},
-		"ftp.port":              {&c.FTP.Port, &set.FTP.Port},
-		"ftp.deliver_port":      {&c.FTP.DeliverPort, &set.FTP.DeliverPort},
-		"clickhouse.batch_rows": {&c.ClickHouse.BatchRows, &set.ClickHouse.BatchRows},
-		"schedule.concurrency":  {&c.Schedule.Concurrency, &set.Schedule.Concurrency},
-		"schedule.loads":        {&c.Schedule.Loads, &set.Schedule.Loads},
-		"schedule.attempts":     {&c.Schedule.Attempts, &set.Schedule.Attempts},
+		"emarsys.page_rows":       {&c.Emarsys.PageRows, &set.Emarsys.PageRows},
+		"ftp.port":                {&c.FTP.Port, &set.FTP.Port},
+		"ftp.deliver_port":        {&c.FTP.DeliverPort, &set.FTP.DeliverPort},
+		"clickhouse.batch_rows":   {&c.ClickHouse.BatchRows, &set.ClickHouse.BatchRows},
+		"schedule.concurrency":    {&c.Schedule.Concurrency, &set.Schedule.Concurrency},
+		"schedule.loads":          {&c.Schedule.Loads, &set.Schedule.Loads},
+		"schedule.attempts":       {&c.Schedule.Attempts, &set.Schedule.Attempts},
+		"export.reject_allowance": {&c.Export.RejectAllowance, &set.Export.RejectAllowance},
 	}
 	for k, v := range ints {
 		if keys[k] {
@@ -471,6 +475,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Export.MaxRejectShare == 0 {
 		c.Export.MaxRejectShare = 0.01
+	}
+	if c.Export.RejectAllowance == 0 {
+		c.Export.RejectAllowance = 5
 	}
 	if c.FTP.Port == 0 {
 		c.FTP.Port = 21
@@ -618,6 +625,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Export.Delimiter != ";" && c.Export.Delimiter != "," {
 		bad("export.delimiter", "must be \";\" or \",\", got %q", c.Export.Delimiter)
+	}
+	if c.Export.RejectAllowance < 0 {
+		bad("export.reject_allowance", "must not be negative, got %d", c.Export.RejectAllowance)
 	}
 	if c.Export.MaxRejectShare < 0 || c.Export.MaxRejectShare > 1 {
 		bad("export.max_reject_share", "must be between 0 and 1, got %v", c.Export.MaxRejectShare)

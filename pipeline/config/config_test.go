@@ -174,3 +174,18 @@ func TestComposeConfigsAreValid(t *testing.T) {
 		}
 	}
 }
+
+func TestRejectAllowance(t *testing.T) {
+	vars := env(map[string]string{"SECRET": "s3", "FTP_PASSWORD": "pw"})
+	c, err := Parse([]byte(minimal), vars)
+	if err != nil || c.Export.RejectAllowance != 5 {
+		t.Fatalf("default allowance %d, %v", c.Export.RejectAllowance, err)
+	}
+	c, err = Parse([]byte(strings.Replace(minimal, "[1, 3]}", "[1, 3], reject_allowance: 0}", 1)), vars)
+	if err != nil || c.Export.RejectAllowance != 0 {
+		t.Fatalf("explicit 0: %d, %v", c.Export.RejectAllowance, err)
+	}
+	if _, err := Parse([]byte(strings.Replace(minimal, "[1, 3]}", "[1, 3], reject_allowance: -1}", 1)), vars); err == nil || !strings.Contains(err.Error(), "export.reject_allowance: must not be negative") {
+		t.Fatalf("negative: %v", err)
+	}
+}
