@@ -109,32 +109,52 @@ func (c *testCluster) exec(t *testing.T, i int, q string) {
 
 // assertReplicasAgree syncs every replica and compares the two replicas of
 // each shard (rows and a hash of their keys) and the whole-table copies of
-// the ledger on all four servers.
+// the ledger on all four servers. A replica restarted moments ago may not
+// have pulled the newest log entries yet even after SYNC REPLICA (18.16 waits
+// only for its current queue), so the comparison is retried for a while
+// before it counts as a disagreement.
 func (c *testCluster) assertReplicasAgree(t *testing.T, db string) {
+	t.Helper()
+	var problems []string
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		problems = c.replicaProblems(t, db)
+		if len(problems) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+func (c *testCluster) replicaProblems(t *testing.T, db string) []string {
 	t.Helper()
 	for i := range c.addrs {
 		for _, tb := range []string{"email_responses_local", "etl_windows", "email_responses_rejected", "agg_campaign_daily"} {
 			c.exec(t, i, fmt.Sprintf("SYSTEM SYNC REPLICA `%s`.%s", db, tb))
 		}
 	}
+	var problems []string
 	state := func(i int) string {
 		return c.query(t, i, fmt.Sprintf("SELECT concat(toString(count()), '/', toString(uniqExact(response_key)), '/', toString(groupBitXor(response_key))) FROM `%s`.email_responses_local", db))
 	}
 	for _, pair := range [][2]int{{0, 1}, {2, 3}} {
 		a, b := state(pair[0]), state(pair[1])
 		if a != b {
-			t.Errorf("replicas %s and %s of one shard differ: %s vs %s (rows/keys/xor)", c.addrs[pair[0]], c.addrs[pair[1]], a, b)
+			problems = append(problems, fmt.Sprintf("replicas %s and %s of one shard differ: %s vs %s (rows/keys/xor)", c.addrs[pair[0]], c.addrs[pair[1]], a, b))
 		}
 		if f := strings.Split(a, "/"); f[0] != f[1] || f[0] == "0" {
-			t.Errorf("shard of %s: %s rows/keys: empty or a key stored twice", c.addrs[pair[0]], a)
+			problems = append(problems, fmt.Sprintf("shard of %s: %s rows/keys: empty or a key stored twice", c.addrs[pair[0]], a))
 		}
 	}
 	ledger := c.query(t, 0, fmt.Sprintf("SELECT count() FROM `%s`.etl_windows", db))
 	for i := 1; i < 4; i++ {
 		if got := c.query(t, i, fmt.Sprintf("SELECT count() FROM `%s`.etl_windows", db)); got != ledger {
-			t.Errorf("ledger on %s has %s versions, on %s %s", c.addrs[i], got, c.addrs[0], ledger)
+			problems = append(problems, fmt.Sprintf("ledger on %s has %s versions, on %s %s", c.addrs[i], got, c.addrs[0], ledger))
 		}
 	}
+	return problems
 }
 
 // The cluster holds exactly the simulator's rows for each of three
