@@ -171,10 +171,16 @@ func (s *Server) Addr() string { return net.JoinHostPort(s.host, strconv.Itoa(s.
 // sessions running, which would leak goroutines across tests.
 func (s *Server) Close() error {
 	s.once.Do(func() {
-		s.err = s.srv.Shutdown()
 		if s.ln != nil {
+			// Closing our own listener ends Serve whether or not it has begun:
+			// the library's Shutdown finds no listener before Serve has set
+			// it, leaves Serve running and Close would wait for ever.
+			s.ln.Listener.Close()
 			s.ln.closeConns()
+			<-s.done
+			return
 		}
+		s.err = s.srv.Shutdown()
 		<-s.done
 	})
 	return s.err

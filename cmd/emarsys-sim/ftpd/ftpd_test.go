@@ -136,3 +136,24 @@ func TestCloseEndsSessions(t *testing.T) {
 		t.Fatal("still accepting after Close")
 	}
 }
+
+// A server closed right after it started (a test that never used it) stops:
+// the library's Shutdown alone would miss a Serve that had not begun yet.
+func TestCloseRightAfterStart(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		s, err := Start(Options{Root: t.TempDir(), User: "u", Password: "p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- s.Close() }()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Close %d did not return", i)
+		}
+		if _, err := net.DialTimeout("tcp", s.Addr(), time.Second); err == nil {
+			t.Fatalf("still listening on %s after Close", s.Addr())
+		}
+	}
+}
