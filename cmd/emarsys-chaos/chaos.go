@@ -23,6 +23,7 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/emarsys-etl/emarsys-etl/cmd/emarsys-sim/chserver"
 	"github.com/emarsys-etl/emarsys-etl/cmd/emarsys-sim/ftpd"
 	"github.com/emarsys-etl/emarsys-etl/cmd/emarsys-sim/sim"
 )
@@ -92,7 +93,7 @@ type faults struct {
 	mu         sync.Mutex
 	ftp        *ftpd.Server
 	ftpOpts    ftpd.Options
-	ch         *privateClickHouse
+	ch         *chserver.Server
 	wg         sync.WaitGroup
 }
 
@@ -144,11 +145,11 @@ func (f *faults) restartClickHouse(path string) {
 	defer f.mu.Unlock()
 	time.Sleep(20 * time.Millisecond) // let the staging inserts begin
 	fmt.Fprintf(f.log, "chaos: ClickHouse killed (SIGKILL) while %s was loading\n", path)
-	f.ch.kill()
+	f.ch.Kill()
 	time.Sleep(time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := f.ch.start(ctx); err != nil {
+	if err := f.ch.Start(ctx); err != nil {
 		fmt.Fprintf(f.log, "chaos: ClickHouse restart failed: %v\n", err)
 		return
 	}
@@ -208,12 +209,12 @@ func Run(ctx context.Context, o Options) (sum Summary, err error) {
 	f.ftpPending.Store(int32(o.FTPDrops))
 	addr := o.ClickHouseAddr
 	if o.Private != nil {
-		f.ch = &privateClickHouse{dir: filepath.Join(wd, "clickhouse"), tcp: o.Private.TCP, http: o.Private.HTTP, intersrv: o.Private.Interserver}
-		if err := f.ch.start(ctx); err != nil {
+		f.ch = &chserver.Server{Dir: filepath.Join(wd, "clickhouse"), TCP: o.Private.TCP, HTTP: o.Private.HTTP, Interserver: o.Private.Interserver}
+		if err := f.ch.Start(ctx); err != nil {
 			return sum, err
 		}
-		defer f.ch.stop()
-		addr = f.ch.addr()
+		defer f.ch.Stop()
+		addr = f.ch.Addr()
 		f.chPending.Store(int32(o.CHRestarts))
 	} else if o.CHRestarts > 0 {
 		return sum, errors.New("ClickHouse restarts need a private ClickHouse (--private-clickhouse)")
@@ -290,7 +291,7 @@ func Run(ctx context.Context, o Options) (sum Summary, err error) {
 		}
 		if f.ch != nil {
 			// Not while our ClickHouse is restarting: that run could only fail to start.
-			waitDial(ctx, f.ch.addr())
+			waitDial(ctx, f.ch.Addr())
 		}
 		sum.Runs++
 		if sum.Runs%4 == 3 && sum.API5xx < o.API5xx {

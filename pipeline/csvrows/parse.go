@@ -21,11 +21,10 @@ const DefaultZone = "Europe/Vienna"
 
 // Options describe one export file.
 type Options struct {
-	Plan           Plan           // columns in file order (from the export request)
-	Delimiter      rune           // ';' or ','; zero means ';', what the product requests
-	Header         bool           // the file starts with a header line (add_field_names_header=1)
-	Loc            *time.Location // account time zone for Time values; nil = Europe/Vienna
-	MaxRejectShare float64        // informational only here; the caller decides
+	Plan      Plan           // columns in file order (from the export request)
+	Delimiter rune           // ';' or ','; zero means ';', what the product requests
+	Header    bool           // the file starts with a header line (add_field_names_header=1)
+	Loc       *time.Location // account time zone for Time values; nil = Europe/Vienna
 	// ExportRange is the first and last instant (both inclusive) the export
 	// that made the file covers, as the vendor reads its time_range; zero
 	// when unknown (a file exported by hand). It settles readings of the

@@ -8,67 +8,21 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/emarsys-etl/emarsys-etl/cmd/emarsys-sim/chserver"
 	chstore "github.com/emarsys-etl/emarsys-etl/loaders/clickhouse"
 	"github.com/emarsys-etl/emarsys-etl/pipeline/ops"
 	"github.com/emarsys-etl/emarsys-etl/schema"
 )
 
-// privateClickHouse runs a clickhouse-server of the test's own on ports
-// 9500/8500/9501, so stopping it never touches the shared one on 9000.
-type privateClickHouse struct {
-	t   *testing.T
-	dir string
-	cmd *exec.Cmd
-}
-
+// The readiness test stops and restarts a server of its own on these ports,
+// never the shared one at CLICKHOUSE_ADDR.
 const privateAddr = "127.0.0.1:9500"
-
-func (p *privateClickHouse) start() {
-	p.t.Helper()
-	d := p.dir
-	cmd := exec.Command("clickhouse-server", "--config-file=/etc/clickhouse-server/config.xml", "--",
-		"--path="+d+"/", "--tmp_path="+d+"/tmp/", "--logger.log="+d+"/log", "--logger.errorlog="+d+"/err",
-		"--listen_host=127.0.0.1", "--tcp_port=9500", "--http_port=8500", "--interserver_http_port=9501")
-	cmd.Dir = d
-	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("start clickhouse-server: %v", err)
-	}
-	p.cmd = cmd
-	for i := 0; i < 300; i++ {
-		if c, err := net.DialTimeout("tcp", privateAddr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	err, _ := os.ReadFile(filepath.Join(d, "err"))
-	p.t.Fatalf("private clickhouse-server did not listen on %s within 30 s: %s", privateAddr, err)
-}
-
-// stop ends the server this test started (by its own pid) and waits for it.
-func (p *privateClickHouse) stop() {
-	if p.cmd == nil {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		p.cmd.Process.Kill()
-		<-done
-	}
-	p.cmd = nil
-}
 
 func readyz(t *testing.T, url string) (int, string) {
 	t.Helper()
@@ -94,13 +48,14 @@ func TestReadyzFollowsClickHouse(t *testing.T) {
 		c.Close()
 		t.Skipf("something already listens on %s", privateAddr)
 	}
-	p := &privateClickHouse{t: t, dir: t.TempDir()}
-	os.MkdirAll(filepath.Join(p.dir, "tmp"), 0o755)
-	p.start()
-	t.Cleanup(p.stop)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	p := &chserver.Server{Dir: t.TempDir(), TCP: 9500, HTTP: 8500, Interserver: 9501}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+
 	store, err := chstore.Open(ctx, chstore.Config{Addr: privateAddr, Database: "readyz", DialTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +78,7 @@ func TestReadyzFollowsClickHouse(t *testing.T) {
 	if code, body := readyz(t, hs.URL); code != 200 {
 		t.Fatalf("ClickHouse up: /readyz %d\n%s", code, body)
 	}
-	p.stop()
+	p.Stop()
 	code, body := readyz(t, hs.URL)
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "FAIL clickhouse") || !strings.Contains(body, "FAIL ledger") {
 		t.Fatalf("ClickHouse stopped: /readyz %d\n%s", code, body)
@@ -131,7 +86,9 @@ func TestReadyzFollowsClickHouse(t *testing.T) {
 	if resp, err := http.Get(hs.URL + "/healthz"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("/healthz while ClickHouse is down: %v %v", resp, err)
 	}
-	p.start()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// The pool reconnects on the next use; a few tries cover a server still warming up.
 	for i := 0; ; i++ {
 		code, body = readyz(t, hs.URL)

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -434,27 +435,20 @@ func ints(xs []int) string {
 
 // LogBuffer collects log output safely from many goroutines.
 type LogBuffer struct {
-	mu  chan struct{}
+	mu  sync.Mutex
 	buf strings.Builder
-}
-
-func (l *LogBuffer) lock() {
-	if l.mu == nil {
-		l.mu = make(chan struct{}, 1)
-	}
-	l.mu <- struct{}{}
 }
 
 // Write appends p.
 func (l *LogBuffer) Write(p []byte) (int, error) {
-	l.lock()
-	defer func() { <-l.mu }()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return l.buf.Write(p)
 }
 
 // String returns everything written.
 func (l *LogBuffer) String() string {
-	l.lock()
-	defer func() { <-l.mu }()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return l.buf.String()
 }
