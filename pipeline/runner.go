@@ -326,7 +326,9 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 		case StateReady, StateFetched:
 			// A window recorded as fetched is loaded again from its file: the
 			// staging table may be gone, and the load is idempotent.
+			t0 := time.Now()
 			st, newRows, err := r.load(ctx, log, &rec, w)
+			loadTime := time.Since(t0)
 			if err != nil {
 				if ctx.Err() != nil {
 					return result(rec, err)
@@ -343,6 +345,7 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 				continue
 			}
 			rec.RowsRead, rec.RowsLoaded, rec.RowsRejected, rec.RowsNew = uint64(st.Read), uint64(st.Loaded), uint64(st.Rejected), newRows
+			t1 := time.Now()
 			if err := r.afterLoad(ctx, w, rec); err != nil {
 				if ctx.Err() != nil {
 					return result(rec, err)
@@ -357,8 +360,10 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 			if err := r.save(ctx, &rec); err != nil {
 				return result(rec, err)
 			}
+			// The two durations show where a slow window spends its time:
+			// fetching, parsing and storing the rows, or the aggregates after.
 			log.Info("window loaded", "export_id", rec.ExportID, "read", st.Read, "loaded", st.Loaded,
-				"new", newRows, "rejected", st.Rejected)
+				"new", newRows, "rejected", st.Rejected, "load_s", roundSec(loadTime), "after_load_s", roundSec(time.Since(t1)))
 		case StateLoaded:
 			if err := r.Source.Finish(ctx, rec.FileName); err != nil {
 				// The rows are safe; a file left behind is worth a warning, not a failed window.
@@ -373,6 +378,10 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 			return fail(fmt.Errorf("window %s: unknown ledger state %q", w, rec.State))
 		}
 	}
+}
+
+func roundSec(d time.Duration) float64 {
+	return float64(d.Round(time.Millisecond)) / float64(time.Second)
 }
 
 func orCtx(ctx context.Context, err, last error) error {

@@ -67,6 +67,7 @@ type options struct {
 	client      string
 	workdir     string
 	batchRows   int
+	cpuProfile  string
 }
 
 func run() error {
@@ -83,6 +84,7 @@ func run() error {
 	flag.StringVar(&o.etl, "etl", "bin/emarsys-etl", "emarsys-etl binary")
 	flag.StringVar(&o.ch, "clickhouse", envOr("CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native address")
 	flag.StringVar(&o.client, "client", "clickhouse-client", "clickhouse-client binary")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "pass --cpuprofile to the first etl run (a Go CPU profile of the product)")
 	flag.StringVar(&o.workdir, "workdir", ".local/bench", "folder for the FTP root and configs")
 	flag.Parse()
 	if o.windows < 1 || o.runs < 1 || o.rows < 1 {
@@ -305,6 +307,9 @@ schedule:
 	}
 	defer logFile.Close()
 	args := []string{o.etl, "--config", cfgPath, "--backfill", "--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339)}
+	if o.cpuProfile != "" && run == 0 {
+		args = append(args, "--cpuprofile", o.cpuProfile)
+	}
 	// The child's own ru_maxrss is not the etl's: Go starts children with
 	// vfork, and the kernel folds the parent's peak RSS into the child's at
 	// exec. GNU time forks a fresh process, so its %M is the etl's alone.

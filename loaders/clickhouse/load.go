@@ -63,6 +63,19 @@ type Load struct {
 	plan planSQL
 	err  error // sticky: after a failed Append the Load can only be aborted
 	done bool
+
+	// The direct path (direct.go); off when the window takes the stage only.
+	direct       bool
+	shadow       string // quoted, qualified name of the shadow table
+	shadowCols   string // its column list, as INSERTed
+	insertShadow string
+	factTypes    map[string]string // email_responses column -> type
+	directFields []int             // Plan fields in the shadow besides user_id, source, event_time
+	idx          directIdx
+	consts       directConsts
+	shards       [directShards]*directShard
+	fill         int // the shard whose block is being filled
+	loadedAt     time.Time
 }
 
 // planSQL holds the stage-to-table expressions that depend on the Plan.
@@ -174,6 +187,10 @@ func (s *Store) BeginLoad(ctx context.Context, spec LoadSpec) (*Load, error) {
 	if err := s.exec(ctx, what+": create reject staging table", "CREATE TABLE "+l.rejects+" (`_line` UInt32, raw String, reason String) ENGINE = Log"); err != nil {
 		return nil, err
 	}
+	if err := l.setupDirect(ctx, what, actual, seen); err != nil {
+		l.drop(ctx, what)
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -244,6 +261,16 @@ func (l *Load) Append(r *csvrows.Row) error {
 		l.err = fmt.Errorf("load %s: line %d has %d values, the plan %d", l.spec.Account, r.Line, len(r.Values), len(l.encs))
 		return l.err
 	}
+	if l.direct {
+		sent, err := l.appendDirect(r)
+		if err != nil {
+			l.err = err
+			return err
+		}
+		if sent {
+			return nil
+		}
+	}
 	for i, enc := range l.encs {
 		if err := enc.add(r.Values[i]); err != nil {
 			// Earlier columns of this row are buffered already; the block
@@ -305,7 +332,8 @@ func (l *Load) flushRows() error {
 	if err != nil {
 		return fail(err)
 	}
-	l.encs, l.lines, l.utf8, l.sources, l.rows = next.encs, next.lines, next.utf8, next.sources, 0
+	nb := next.(*blockBuf)
+	l.encs, l.lines, l.utf8, l.sources, l.rows = nb.encs, nb.lines, nb.utf8, nb.sources, 0
 	l.appended += uint64(n)
 	return nil
 }
@@ -375,6 +403,10 @@ func (l *Load) Commit(ctx context.Context) (rowsNew uint64, err error) {
 	}
 	s := l.s
 	what := fmt.Sprintf("commit load of %s %s..%s", l.spec.Account, l.spec.WindowStart.UTC().Format(time.RFC3339), l.spec.WindowEnd.UTC().Format(time.RFC3339))
+	if err := l.endDirect(true); err != nil {
+		l.err = err
+		return 0, err
+	}
 	if err := l.flushRows(); err != nil {
 		return 0, err
 	}
@@ -413,6 +445,15 @@ func (l *Load) Commit(ctx context.Context) (rowsNew uint64, err error) {
 	}
 	ctx = s.clusterCtx(ctx)
 	loadedAt := dateTimeLit(time.Now())
+	if l.direct {
+		// The direct rows go first, so that the stage's anti-join below
+		// sees them: a staged row may repeat one of them.
+		n, err := l.commitDirect(ctx, what)
+		if err != nil {
+			return 0, err
+		}
+		rowsNew += n
+	}
 	if staged > 0 {
 		// The rows email_responses lacks, deduplicated within the file, go
 		// straight from the stage in one INSERT SELECT. Existing keys are
@@ -427,13 +468,15 @@ func (l *Load) Commit(ctx context.Context) (rowsNew uint64, err error) {
 		existing := fmt.Sprintf("SELECT response_key FROM %s WHERE account = %s AND event_date BETWEEN %s AND %s AND event_time BETWEEN %s AND %s",
 			s.table(factTable), quoteString(l.spec.Account), dateLit(min), dateLit(max), dateTimeLit(min), dateTimeLit(max))
 		count := fmt.Sprintf("SELECT uniqExact(`_key`) FROM (SELECT %s AS `_key` FROM %s) WHERE `_key` NOT IN (%s)", l.plan.key, l.stage, existing)
-		if err := s.conn.QueryRow(ctx, count).Scan(&rowsNew); err != nil {
+		var stagedNew uint64
+		if err := s.conn.QueryRow(ctx, count).Scan(&stagedNew); err != nil {
 			return 0, s.scrub(fmt.Errorf("%s: count new rows: %w", what, err))
 		}
+		rowsNew += stagedNew
 		// If this insert is cut short, running the window again finds the
 		// rows that made it and adds only the rest.
-		if rowsNew > 0 {
-			if err := s.insertShards(ctx, what+": insert new rows", shardsFor(rowsNew), func(shard string) string {
+		if stagedNew > 0 {
+			if err := s.insertShards(ctx, what+": insert new rows", shardsFor(stagedNew), func(shard string) string {
 				return fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM (SELECT *, %s AS `_key` FROM %s) WHERE %s`_key` NOT IN (%s) LIMIT 1 BY `_key`",
 					s.table(factTable), strings.Join(targets, ", "), strings.Join(exprs, ", "), l.plan.key, l.stage, shard, existing)
 			}); err != nil {
@@ -468,12 +511,17 @@ func (l *Load) Abort(ctx context.Context) error {
 		return nil
 	}
 	l.done = true
+	l.endDirect(false)
 	l.endStream(false)
 	return l.drop(ctx, fmt.Sprintf("abort load of %s %s..%s", l.spec.Account, l.spec.WindowStart.UTC().Format(time.RFC3339), l.spec.WindowEnd.UTC().Format(time.RFC3339)))
 }
 
 func (l *Load) drop(ctx context.Context, what string) error {
-	for _, t := range []string{l.stage, l.rejects, l.fresh} {
+	tables := []string{l.stage, l.rejects, l.fresh}
+	if l.shadow != "" {
+		tables = append(tables, l.shadow)
+	}
+	for _, t := range tables {
 		if err := l.s.exec(ctx, what+": drop staging table "+t, "DROP TABLE IF EXISTS "+t); err != nil {
 			return err
 		}
@@ -483,5 +531,11 @@ func (l *Load) drop(ctx context.Context, what string) error {
 
 // Rows returns how many rows and rejects were appended so far.
 func (l *Load) Rows() (rows, rejects uint64) {
-	return l.appended + uint64(l.rows), l.rejectsAppended + uint64(len(l.rejLine))
+	rows = l.appended + uint64(l.rows) + l.directSent()
+	for _, sh := range l.shards {
+		if sh != nil {
+			rows += uint64(sh.cur.rows)
+		}
+	}
+	return rows, l.rejectsAppended + uint64(len(l.rejLine))
 }

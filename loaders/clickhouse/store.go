@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,11 +23,14 @@ type Config struct {
 	User        string        // default "default"
 	Password    string        // never printed: errors are scrubbed of it
 	DialTimeout time.Duration // default 10s
-	BatchRows   int           // rows per block sent while staging; default 10000
+	BatchRows   int           // rows per block sent (stage and direct); default 5000
 	// Cluster, when set, is the name of a cluster in the servers'
 	// remote_servers: the schema is made ON CLUSTER with Replicated engines
 	// and the facts go through a Distributed table (cluster.go).
 	Cluster string
+	// Compression of the native protocol: "auto" (or empty) is LZ4 unless
+	// Addr is a loopback address, "lz4" or "none" force it.
+	Compression string
 	// ReplicaWait bounds how long a commit in cluster mode waits for the
 	// fact table's replicas to catch up; default 60s.
 	ReplicaWait time.Duration
@@ -35,7 +39,7 @@ type Config struct {
 const (
 	defaultAddr        = "127.0.0.1:9000"
 	defaultDialTimeout = 10 * time.Second
-	defaultBatchRows   = 10_000
+	defaultBatchRows   = 5_000
 )
 
 // Store is a connection pool to one ClickHouse database plus what the
@@ -58,6 +62,10 @@ type Store struct {
 	// per Store even when the wall clock steps back or two saves share a ns.
 	mu          sync.Mutex
 	lastVersion uint64
+
+	// keysAgree: the server's cityHash64 gives the Go response keys, so
+	// the direct path may be used (key.go).
+	keysAgree bool
 
 	// commitMu makes commits of one Store take turns: two overlapping
 	// windows committing at once could both find the same rows missing
@@ -94,15 +102,20 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if !schema.ValidIdentifier(cfg.Database) {
 		return nil, fmt.Errorf("open clickhouse: database name %q must be lowercase letters, digits and _, starting with a letter", cfg.Database)
 	}
+	comp, err := compression(cfg.Compression, cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
 	conn, err := ch.Open(&ch.Options{
 		Addr:        []string{cfg.Addr},
 		Auth:        ch.Auth{Username: cfg.User, Password: cfg.Password},
 		DialTimeout: cfg.DialTimeout,
-		Compression: &ch.Compression{Method: ch.CompressionLZ4},
-		// Staging, the final INSERT SELECT and the ledger can overlap; a few
-		// connections are plenty and keep the server's session count small.
-		MaxOpenConns: 4,
-		MaxIdleConns: 2,
+		Compression: comp,
+		// A load holds up to four INSERT streams (two direct shards, the
+		// stage, the rejects) and a few windows load at once; the ledger
+		// and the lease need one more. Idle ones are few.
+		MaxOpenConns: 16,
+		MaxIdleConns: 4,
 	})
 	if err != nil {
 		return nil, scrub(fmt.Errorf("open clickhouse at %s as %s: %w", cfg.Addr, cfg.User, err), cfg.Password)
@@ -118,6 +131,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, s.scrub(fmt.Errorf("read clickhouse server version: %w", err))
 	}
 	s.major, s.minor = parseVersion(s.version)
+	if s.keysAgree, err = s.checkKeys(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	if s.cluster != "" {
 		if _, err := s.clusterServers(ctx); err != nil {
 			conn.Close()
@@ -125,6 +142,32 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// compression picks the native protocol's compression (Config.Compression).
+// auto follows clickhouse-client: none when the server is on this host,
+// where LZ4 costs CPU on both ends (about a tenth of a load's) and saves
+// nothing, LZ4 otherwise.
+func compression(mode, addr string) (*ch.Compression, error) {
+	switch mode {
+	case "lz4":
+		return &ch.Compression{Method: ch.CompressionLZ4}, nil
+	case "none":
+		return nil, nil
+	case "", "auto":
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		if host == "localhost" {
+			return nil, nil
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			return nil, nil
+		}
+		return &ch.Compression{Method: ch.CompressionLZ4}, nil
+	}
+	return nil, fmt.Errorf("open clickhouse: compression %q must be auto, lz4 or none", mode)
 }
 
 // Close releases the connections.

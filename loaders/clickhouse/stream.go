@@ -18,6 +18,14 @@ type blockBuf struct {
 	rows    int
 }
 
+func (b *blockBuf) columns(dst []any) []any {
+	dst = append(dst, b.lines, b.utf8, b.sources)
+	for _, e := range b.encs {
+		dst = append(dst, e.column())
+	}
+	return dst
+}
+
 func (b *blockBuf) reset() {
 	for _, e := range b.encs {
 		e.reset()
@@ -25,7 +33,14 @@ func (b *blockBuf) reset() {
 	b.lines, b.utf8, b.sources, b.rows = b.lines[:0], b.utf8[:0], b.sources[:0], 0
 }
 
-// stageStream sends the stage's blocks from a goroutine of its own over one
+// block is a buffer of rows that a stageStream sends: its columns, in the
+// order of the INSERT's column list, and a way to empty it for refilling.
+type block interface {
+	columns(dst []any) []any
+	reset()
+}
+
+// stageStream sends the stage's (or the shadow's) blocks from a goroutine of its own over one
 // INSERT, so that the parser fills block k+1 while block k is encoded, LZ4
 // compressed, sent and written by ClickHouse. Two buffers circulate (the
 // one being filled, the one being sent), which bounds memory to two blocks
@@ -35,21 +50,21 @@ func (b *blockBuf) reset() {
 // ends the load at the parser (the FTP read fails) and Abort then drops the
 // INSERT once the block in flight is written.
 type stageStream struct {
-	full chan *blockBuf // filled buffers, to the sender
-	free chan *blockBuf // emptied buffers, back to the filler
-	done chan struct{}  // closed when the sender has finished
-	keep bool           // set before full is closed: end the INSERT (else abort it)
+	full chan block    // filled buffers, to the sender
+	free chan block    // emptied buffers, back to the filler
+	done chan struct{} // closed when the sender has finished
+	keep bool          // set before full is closed: end the INSERT (else abort it)
 
 	mu  sync.Mutex
 	err error // the sender's first error; later blocks are dropped
 }
 
-func startStageStream(ctx context.Context, s *Store, insert string, spare *blockBuf) (*stageStream, error) {
+func startStageStream(ctx context.Context, s *Store, insert string, spare block) (*stageStream, error) {
 	batch, err := s.conn.PrepareBatch(ctx, insert)
 	if err != nil {
 		return nil, err
 	}
-	st := &stageStream{full: make(chan *blockBuf, 1), free: make(chan *blockBuf, 2), done: make(chan struct{})}
+	st := &stageStream{full: make(chan block, 1), free: make(chan block, 2), done: make(chan struct{})}
 	st.free <- spare
 	go st.run(batch)
 	return st, nil
@@ -57,13 +72,13 @@ func startStageStream(ctx context.Context, s *Store, insert string, spare *block
 
 func (st *stageStream) run(batch driver.Batch) {
 	defer close(st.done)
-	cols := make([]any, 0, 8)
+	cols := make([]any, 0, 32)
 	for b := range st.full {
 		if st.failed() == nil {
-			cols = append(cols[:0], b.lines, b.utf8, b.sources)
-			for _, e := range b.encs {
-				cols = append(cols, e.column())
+			if p, ok := b.(interface{ prepare() }); ok {
+				p.prepare() // work on the sender's goroutine, off the parser's path
 			}
+			cols = b.columns(cols[:0])
 			var err error
 			for i, c := range cols {
 				if err = batch.Column(i).Append(c); err != nil {
@@ -110,7 +125,7 @@ func (st *stageStream) failed() error {
 }
 
 // ship hands a filled buffer to the sender and returns an empty one.
-func (st *stageStream) ship(b *blockBuf) (*blockBuf, error) {
+func (st *stageStream) ship(b block) (block, error) {
 	if err := st.failed(); err != nil {
 		return b, err
 	}
