@@ -171,10 +171,15 @@ func (e *ndayEnc) column() any { return e.p }
 func (e *ndayEnc) reset()      { e.v, e.p = e.v[:0], e.p[:0] }
 
 // ndateTextEnc stores a date as 'YYYY-MM-DD' in a Nullable(String) column.
+// Dates of birth repeat a lot: the text of each day is made once and kept
+// (a bounded cache), which spares a format and an allocation per row.
 type ndateTextEnc struct {
-	v []string
-	p []*string
+	v    []string
+	p    []*string
+	days map[int64]string
 }
+
+const dateTextCacheMax = 50_000 // more days than 1900..2030 holds
 
 func (e *ndateTextEnc) add(v csvrows.Value) error {
 	if v.Null {
@@ -182,7 +187,21 @@ func (e *ndateTextEnc) add(v csvrows.Value) error {
 		e.p = append(e.p, nil)
 		return nil
 	}
-	e.v = append(e.v, v.T.UTC().Format(time.DateOnly))
+	day := v.T.Unix() / 86400
+	if v.T.Unix() < 0 && v.T.Unix()%86400 != 0 {
+		day-- // floor, for times before 1970 that are not midnight
+	}
+	txt, ok := e.days[day]
+	if !ok {
+		txt = v.T.UTC().Format(time.DateOnly)
+		if e.days == nil {
+			e.days = make(map[int64]string)
+		}
+		if len(e.days) < dateTextCacheMax {
+			e.days[day] = txt
+		}
+	}
+	e.v = append(e.v, txt)
 	e.p = append(e.p, &e.v[len(e.v)-1])
 	return nil
 }

@@ -192,6 +192,9 @@ func loadRange(t *testing.T, s *Store, spec LoadSpec, from, to int) uint64 {
 	if err != nil {
 		t.Fatalf("begin: %v", err)
 	}
+	if want := s.keysAgree && s.cluster == "" && spec.Plan.Index("event_time") >= 0; l.direct != want {
+		t.Fatalf("direct path %v, want %v", l.direct, want)
+	}
 	var r csvrows.Row
 	for i := from; i < to; i++ {
 		genRow(spec.Plan, i, &r)
@@ -206,8 +209,23 @@ func loadRange(t *testing.T, s *Store, spec LoadSpec, from, to int) uint64 {
 	return n
 }
 
+// Both ways into email_responses must store the same rows once: the direct
+// path (shadow table, Go keys) and the stage alone, which the product takes
+// when the server's cityHash64 differs from the Go key.
 func TestLoadExactlyOnce(t *testing.T) {
+	for _, direct := range []bool{true, false} {
+		t.Run(map[bool]string{true: "direct", false: "staged"}[direct], func(t *testing.T) {
+			testLoadExactlyOnce(t, direct)
+		})
+	}
+}
+
+func testLoadExactlyOnce(t *testing.T, direct bool) {
 	s := newTestStore(t, 1000) // small blocks: several per load
+	if !s.keysAgree {
+		t.Fatal("the server's cityHash64 differs from the Go key: the direct path is off")
+	}
+	s.keysAgree = direct
 	ctx := testCtx(t)
 	plan := fullPlan(t)
 	var contact []schema.Field
@@ -462,4 +480,106 @@ func assertNoStaging(t *testing.T, s *Store) {
 	if n != 0 {
 		t.Errorf("%d staging tables left", n)
 	}
+}
+
+// Two overlapping windows loading at once: each fills its own shadow, and
+// whichever commits second finds its range no longer empty and adds only
+// the rows the first did not store.
+func TestOverlappingDirectLoads(t *testing.T) {
+	s := newTestStore(t, 500)
+	ctx := testCtx(t)
+	plan := fullPlan(t)
+	var contact []schema.Field
+	for _, f := range plan.Fields {
+		if !isFixedColumn(f.Column) {
+			contact = append(contact, f)
+		}
+	}
+	if err := s.Migrate(ctx, contact); err != nil {
+		t.Fatal(err)
+	}
+	// Row i is at testBase + 7i seconds.
+	spec1 := LoadSpec{Account: "a", WindowStart: testBase, WindowEnd: testBase.Add(6 * time.Hour), ExportID: 1, Plan: plan}
+	spec2 := LoadSpec{Account: "a", WindowStart: testBase.Add(3 * time.Hour), WindowEnd: testBase.Add(9 * time.Hour), ExportID: 2, Plan: plan}
+	first := func(at time.Duration) int { return int((at + 6*time.Second) / (7 * time.Second)) }
+	r1 := [2]int{0, first(6 * time.Hour)}
+	r2 := [2]int{first(3 * time.Hour), first(9 * time.Hour)}
+	begin := func(spec LoadSpec, rows [2]int) *Load {
+		l, err := s.BeginLoad(ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !l.direct {
+			t.Fatal("not on the direct path")
+		}
+		var r csvrows.Row
+		for i := rows[0]; i < rows[1]; i++ {
+			genRow(plan, i, &r)
+			if err := l.Append(&r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return l
+	}
+	l1, l2 := begin(spec1, r1), begin(spec2, r2)
+	n2, err := l2.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1, err := l1.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n2 != uint64(r2[1]-r2[0]) || n1 != uint64(r2[0]-r1[0]) {
+		t.Fatalf("added %d then %d rows, want %d then %d", n2, n1, r2[1]-r2[0], r2[0]-r1[0])
+	}
+	want := append(expected(plan, "a", r1[0], r2[0], spec1.WindowStart, spec1.WindowEnd, 1),
+		expected(plan, "a", r2[0], r2[1], spec2.WindowStart, spec2.WindowEnd, 2)...)
+	compareStored(t, readStored(t, s, "a"), want)
+	assertNoStaging(t, s)
+}
+
+func TestCompressionChoice(t *testing.T) {
+	for _, c := range []struct {
+		mode, addr string
+		lz4        bool
+	}{
+		{"auto", "127.0.0.1:9000", false}, {"", "localhost:9000", false}, {"auto", "[::1]:9000", false},
+		{"auto", "clickhouse:9000", true}, {"auto", "10.0.0.5:9000", true}, {"lz4", "127.0.0.1:9000", true}, {"none", "db:9000", false},
+	} {
+		got, err := compression(c.mode, c.addr)
+		if err != nil || (got != nil) != c.lz4 {
+			t.Errorf("compression(%q, %q) = %v, %v; want LZ4 %v", c.mode, c.addr, got, err, c.lz4)
+		}
+	}
+	if _, err := compression("zstd", "db:9000"); err == nil {
+		t.Error("compression zstd accepted")
+	}
+}
+
+// LZ4 (what a remote server gets) loads the same rows as no compression.
+func TestLoadWithLZ4(t *testing.T) {
+	requireServer(t)
+	s := newTestStore(t, 300)
+	ctx := testCtx(t)
+	lz, err := Open(ctx, Config{Addr: testAddr(), Database: s.db, BatchRows: 300, Compression: "lz4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lz.Close()
+	plan := fullPlan(t)
+	var contact []schema.Field
+	for _, f := range plan.Fields {
+		if !isFixedColumn(f.Column) {
+			contact = append(contact, f)
+		}
+	}
+	if err := lz.Migrate(ctx, contact); err != nil {
+		t.Fatal(err)
+	}
+	spec := LoadSpec{Account: "z", WindowStart: testBase, WindowEnd: testBase.Add(24 * time.Hour), ExportID: 5, Plan: plan}
+	if n := loadRange(t, lz, spec, 0, 1000); n != 1000 {
+		t.Fatalf("added %d rows, want 1000", n)
+	}
+	compareStored(t, readStored(t, lz, "z"), expected(plan, "z", 0, 1000, spec.WindowStart, spec.WindowEnd, 5))
 }

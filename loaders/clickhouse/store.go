@@ -178,6 +178,10 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// DirectLoads reports whether loads may take the direct path (direct.go):
+// one server, and its cityHash64 gives the Go response keys.
+func (s *Store) DirectLoads() bool { return s.cluster == "" && s.keysAgree }
+
 // ServerVersion is what SELECT version() said at Open, e.g. "18.16.1".
 func (s *Store) ServerVersion() string { return s.version }
 
