@@ -2,7 +2,7 @@
 // references on the same machine and the same ClickHouse (`make bench`):
 //
 //   - etl: the real bin/emarsys-etl loading one export end to end (FTP ->
-//     typed rows -> staging -> exactly-once commit -> archive), ledger work
+//     typed rows -> shadow table -> exactly-once commit -> archive), ledger work
 //     included. The bench seeds the ledger with the window in state ready,
 //     so the run is exactly the part of a window that moves data;
 //   - clickhouse_client: clickhouse-client inserting the same file from
