@@ -72,6 +72,20 @@ func (l *Load) newDirectBuf() (*directBuf, error) {
 		}
 		b.encs = append(b.encs, enc)
 	}
+	// prepare reads the key's fields from these encoders' buffers.
+	for _, j := range []int{b.campaignTitle, b.url, b.linkTitle} {
+		if j < 0 {
+			continue
+		}
+		if _, ok := b.encs[j].(*strEnc); !ok {
+			return nil, fmt.Errorf("column %s is not stored as String", l.spec.Plan.Fields[l.directFields[j]].Column)
+		}
+	}
+	if j := b.campaignID; j >= 0 {
+		if _, ok := b.encs[j].(*nu64Enc); !ok {
+			return nil, fmt.Errorf("column campaign_id is not stored as Nullable(UInt64)")
+		}
+	}
 	return b, nil
 }
 
@@ -195,6 +209,18 @@ func (l *Load) setupDirect(ctx context.Context, what string, actual map[string]s
 	if err := s.exec(ctx, what+": create shadow table", "CREATE TABLE "+l.shadow+" AS "+s.table(factTable)); err != nil {
 		return err
 	}
+	// The shadow is a ReplacingMergeTree: a background merge while the file
+	// streams in would drop a repeated key and make the shadow's count
+	// disagree with the rows sent, and would spend CPU the load needs. Where
+	// the user may not stop merges, the window takes the stage instead.
+	if err := s.exec(ctx, what+": stop merges of the shadow table", "SYSTEM STOP MERGES "+l.shadow); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		err := s.exec(ctx, what+": drop shadow table", "DROP TABLE IF EXISTS "+l.shadow)
+		l.shadow = ""
+		return err
+	}
 	l.direct = true
 	return nil
 }
@@ -219,7 +245,8 @@ func (l *Load) appendDirect(r *csvrows.Row) (bool, error) {
 		utf8 = 1
 	}
 	src := r.Values[x.source].S
-	b.eventTime = append(b.eventTime, et.T)
+	// UTC: the driver takes event_date's day in the value's own zone.
+	b.eventTime = append(b.eventTime, et.T.UTC())
 	b.userID = append(b.userID, r.Values[x.userID].U)
 	b.source = append(b.source, sourceCode(src))
 	b.sourceRaw = append(b.sourceRaw, src)
@@ -323,6 +350,9 @@ func (l *Load) commitDirect(ctx context.Context, what string) (uint64, error) {
 		// The file repeats responses. The shadow is a ReplacingMergeTree
 		// ordered by the key: merging each partition whole keeps one row
 		// per key. Rare, and the cost of one rewrite of this window only.
+		if err := s.exec(ctx, what+": start merges of the shadow table", "SYSTEM START MERGES "+l.shadow); err != nil {
+			return 0, err
+		}
 		for _, p := range parts {
 			if err := s.exec(ctx, what+": deduplicate shadow partition "+p, fmt.Sprintf("OPTIMIZE TABLE %s PARTITION ID %s FINAL", l.shadow, quoteString(p))); err != nil {
 				return 0, err
@@ -345,12 +375,22 @@ func (l *Load) commitDirect(ctx context.Context, what string) (uint64, error) {
 		// A crash between two partitions leaves the first one stored:
 		// the next attempt finds the range non-empty and takes the
 		// anti-join below, which adds exactly the rest.
+		attached := true
 		for _, p := range parts {
 			if err := s.exec(ctx, what+": attach partition "+p, fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION ID %s FROM %s", s.table(factTable), quoteString(p), l.shadow)); err != nil {
-				return 0, err
+				if ctx.Err() != nil {
+					return 0, err
+				}
+				// E.g. a contact column added to email_responses since
+				// the shadow was made ("different structure"): the
+				// anti-join below names its columns and adds the rest.
+				attached = false
+				break
 			}
 		}
-		return keys, nil
+		if attached {
+			return keys, nil
+		}
 	}
 	// Part of the window is stored already (an earlier, interrupted attempt,
 	// or an overlapping window that committed first), or OPTIMIZE did not

@@ -1,11 +1,13 @@
 // Package clickhouse stores email responses, their rejects and the window
 // ledger in ClickHouse, and runs the schema migrations.
 //
-// It speaks the native protocol (clickhouse-go/v2, LZ4) and works against
-// ClickHouse 18.16 as well as current releases: every statement names its
-// columns, sends no settings, and uses only types 18.16 has (DateTime, not
-// DateTime64; String, not LowCardinality). The server version is read at
-// Open for the few places where newer servers allow more (Date32).
+// It speaks the native protocol (clickhouse-go/v2; LZ4 to a remote server)
+// and works against ClickHouse 18.16 as well as current releases: every
+// statement names its columns, sends only integer settings (18.16 accepts
+// no others), and uses only types 18.16 has (DateTime, not DateTime64;
+// String, not LowCardinality). The server version is read at Open for the
+// few places where newer servers allow more (Date32), and the server's
+// cityHash64 is compared with the Go response key (key.go).
 //
 // # Exactly once, without insert deduplication tokens
 //

@@ -111,10 +111,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		Auth:        ch.Auth{Username: cfg.User, Password: cfg.Password},
 		DialTimeout: cfg.DialTimeout,
 		Compression: comp,
-		// A load holds up to four INSERT streams (two direct shards, the
-		// stage, the rejects) and a few windows load at once; the ledger
-		// and the lease need one more. Idle ones are few.
-		MaxOpenConns: 16,
+		// A load holds up to three INSERT streams at once (two direct
+		// shards and the stage) plus one statement at a time, and up to
+		// 16 windows may load at once (schedule.loads); the ledger, the
+		// lease and the aggregates (three at once) need more. The pool
+		// opens only what is used; idle ones are few.
+		MaxOpenConns: 72,
 		MaxIdleConns: 4,
 	})
 	if err != nil {
