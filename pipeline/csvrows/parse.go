@@ -34,7 +34,8 @@ type Options struct {
 
 // recordReader is the per-call CSV reader. It is gocsv's CSVReader, the
 // reader seam the user fixed as the CSV layer, plus the position methods of
-// *csv.Reader that line numbers and byte-exact rejects need. Rows are typed by
+// *csv.Reader that line numbers and byte-exact rejects need (fastReader is
+// the one Parse uses). Rows are typed by
 // hand instead of through gocsv's reflection decoder, which allocates per cell
 // and would miss the 1M rows/s target; gocsv.SetCSVReader is global and is
 // never called.
