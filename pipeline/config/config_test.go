@@ -189,3 +189,18 @@ func TestRejectAllowance(t *testing.T) {
 		t.Fatalf("negative: %v", err)
 	}
 }
+
+func TestClickHouseCompression(t *testing.T) {
+	vars := env(map[string]string{"SECRET": "s3", "FTP_PASSWORD": "pw"})
+	c, err := Parse([]byte(minimal), vars)
+	if err != nil || c.ClickHouse.Compression != "auto" || c.ClickHouse.BatchRows != 5000 {
+		t.Fatalf("defaults: compression %q, batch_rows %d, %v", c.ClickHouse.Compression, c.ClickHouse.BatchRows, err)
+	}
+	c, err = Parse([]byte(minimal+"clickhouse: {compression: lz4}\n"), vars)
+	if err != nil || c.ClickHouse.Compression != "lz4" {
+		t.Fatalf("lz4: %q, %v", c.ClickHouse.Compression, err)
+	}
+	if _, err := Parse([]byte(minimal+"clickhouse: {compression: zstd}\n"), vars); err == nil || !strings.Contains(err.Error(), `clickhouse.compression: must be auto, lz4 or none, got "zstd"`) {
+		t.Fatalf("zstd: %v", err)
+	}
+}
