@@ -49,7 +49,7 @@ BENCH_RUNS ?= 3
 
 bench: build clickhouse-up ## load BENCH_ROWS rows: emarsys-etl vs clickhouse-client vs FTP read, then parser/typing benchmarks
 	go build -o bin/emarsys-bench ./cmd/emarsys-bench
-	./bin/emarsys-bench --etl ./bin/emarsys-etl --clickhouse $(CLICKHOUSE_ADDR) --rows $(BENCH_ROWS) --runs $(BENCH_RUNS) --workdir $(CURDIR)/.local/bench
+	./bin/emarsys-bench --etl ./bin/emarsys-etl --clickhouse $(CLICKHOUSE_ADDR) --rows $(BENCH_ROWS) --runs $(BENCH_RUNS) --workdir $(CURDIR)/.local/bench --server-pid-file $(CH_DIR)/clickhouse.pid
 	go test -run '^$$' -bench 'Parse|Typing|Gocsv' -benchtime 10x -cpu 1 ./pipeline/csvrows
 
 fuzz: ## fuzz the CSV parser for longer (FUZZTIME=5m)

@@ -68,6 +68,7 @@ type options struct {
 	workdir     string
 	batchRows   int
 	cpuProfile  string
+	serverPID   string
 }
 
 func run() error {
@@ -85,6 +86,7 @@ func run() error {
 	flag.StringVar(&o.ch, "clickhouse", envOr("CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native address")
 	flag.StringVar(&o.client, "client", "clickhouse-client", "clickhouse-client binary")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "pass --cpuprofile to the first etl run (a Go CPU profile of the product)")
+	flag.StringVar(&o.serverPID, "server-pid-file", "", "pid file of the ClickHouse server on this host: each run also prints the server's CPU time")
 	flag.StringVar(&o.workdir, "workdir", ".local/bench", "folder for the FTP root and configs")
 	flag.Parse()
 	if o.windows < 1 || o.runs < 1 || o.rows < 1 {
@@ -136,19 +138,21 @@ func run() error {
 	var etlT, clientT, ftpT []time.Duration
 	var rss []int64
 	for i := range o.runs {
-		d, maxrss, err := runETL(o, wd, fs, pass, files, i)
+		s0 := serverCPU(o.serverPID)
+		d, maxrss, cpu, err := runETL(o, wd, fs, pass, files, i)
 		if err != nil {
 			return fmt.Errorf("etl run %d: %w", i+1, err)
 		}
 		etlT, rss = append(etlT, d), append(rss, maxrss)
-		fmt.Printf("run %d etl               %8.2fs %10.0f rows/s  peak_rss=%.1f MiB\n", i+1, d.Seconds(), rate(o.rows, d), float64(maxrss)/(1<<20))
+		fmt.Printf("run %d etl               %8.2fs %10.0f rows/s  peak_rss=%.1f MiB  cpu=%.2fs%s\n", i+1, d.Seconds(), rate(o.rows, d), float64(maxrss)/(1<<20), cpu.Seconds(), serverCPUSince(o.serverPID, s0))
 
-		d, err = runClient(o, whole, i)
+		s0 = serverCPU(o.serverPID)
+		d, cpu, err = runClient(o, whole, i)
 		if err != nil {
 			return fmt.Errorf("clickhouse-client run %d: %w", i+1, err)
 		}
 		clientT = append(clientT, d)
-		fmt.Printf("run %d clickhouse_client %8.2fs %10.0f rows/s\n", i+1, d.Seconds(), rate(o.rows, d))
+		fmt.Printf("run %d clickhouse_client %8.2fs %10.0f rows/s                    cpu=%.2fs%s\n", i+1, d.Seconds(), rate(o.rows, d), cpu.Seconds(), serverCPUSince(o.serverPID, s0))
 
 		d, err = runFTPRead(fs, pass, files)
 		if err != nil {
@@ -230,7 +234,7 @@ func generate(dir string, o options, loc *time.Location) ([]exportFile, error) {
 
 // runETL loads the files into a fresh database with the real binary and
 // returns its wall time and peak RSS (the kernel's ru_maxrss).
-func runETL(o options, wd string, fs *ftpd.Server, pass string, files []exportFile, run int) (time.Duration, int64, error) {
+func runETL(o options, wd string, fs *ftpd.Server, pass string, files []exportFile, run int) (time.Duration, int64, time.Duration, error) {
 	db := fmt.Sprintf("bench_etl_%s_%d", randomHex(4), run)
 	from, to := files[0].from, files[len(files)-1].to
 	window := files[0].to.Sub(files[0].from)
@@ -271,39 +275,39 @@ schedule:
 		return "", false
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("bench config: %w", err)
+		return 0, 0, 0, fmt.Errorf("bench config: %w", err)
 	}
 	cfgPath := filepath.Join(wd, "emarsys-etl.yaml")
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	store, err := chstore.Open(ctx, chstore.Config{Addr: o.ch, Database: db})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer store.Close()
 	defer chQuery(o, "DROP DATABASE IF EXISTS "+db, nil)
 	contact, err := cfg.Export.ContactSchema()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if err := store.Migrate(ctx, contact); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	for i, f := range files {
 		if err := store.SaveWindow(ctx, chstore.WindowRecord{Account: account, Start: f.from, End: f.to,
 			State: "ready", ExportID: int64(1000 + i), FileName: filepath.Base(f.path)}); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 	}
 
 	logPath := filepath.Join(wd, "emarsys-etl.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer logFile.Close()
 	args := []string{o.etl, "--config", cfgPath, "--backfill", "--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339)}
@@ -322,21 +326,22 @@ schedule:
 	cmd.Env = append(os.Environ(), "FTP_PASSWORD="+pass)
 	cmd.Stdout, cmd.Stderr = io.Discard, logFile
 	t0 := time.Now()
+	fmt.Fprintf(logFile, "bench: emarsys-etl started at %s\n", t0.UTC().Format(time.RFC3339Nano))
 	err = cmd.Run()
 	d := time.Since(t0)
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s: %v (see %s)", o.etl, err, logPath)
+		return 0, 0, 0, fmt.Errorf("%s: %v (see %s)", o.etl, err, logPath)
 	}
 	var maxrss int64
 	if timeErr == nil {
 		b, err := os.ReadFile(rssFile)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		f := strings.Fields(string(b))
 		kib, err := strconv.ParseInt(f[len(f)-1], 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("max RSS from %s: %q", timeBin, b)
+			return 0, 0, 0, fmt.Errorf("max RSS from %s: %q", timeBin, b)
 		}
 		maxrss = kib << 10
 	} else if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -347,14 +352,16 @@ schedule:
 	var loaded uint64
 	for _, rec := range mustWindows(ctx, store, from, to) {
 		if rec.State != "done" {
-			return 0, 0, fmt.Errorf("window %s..%s ended in state %s: %s", rec.Start, rec.End, rec.State, rec.LastError)
+			return 0, 0, 0, fmt.Errorf("window %s..%s ended in state %s: %s", rec.Start, rec.End, rec.State, rec.LastError)
 		}
 		loaded += rec.RowsLoaded
 	}
 	if loaded != uint64(o.rows) {
-		return 0, 0, fmt.Errorf("etl typed %d rows, the export has %d", loaded, o.rows)
+		return 0, 0, 0, fmt.Errorf("etl typed %d rows, the export has %d", loaded, o.rows)
 	}
-	return d, maxrss, nil
+	// The CPU of the etl and its children, as the kernel counted it (GNU
+	// time, when it wraps the etl, passes its child's on).
+	return d, maxrss, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 func mustWindows(ctx context.Context, s *chstore.Store, from, to time.Time) []chstore.WindowRecord {
@@ -367,14 +374,14 @@ func mustWindows(ctx context.Context, s *chstore.Store, from, to time.Time) []ch
 
 // runClient inserts the file with clickhouse-client into a table of the same
 // columns and engine as the etl's target, in a fresh database.
-func runClient(o options, file string, run int) (time.Duration, error) {
+func runClient(o options, file string, run int) (time.Duration, time.Duration, error) {
 	db := fmt.Sprintf("bench_client_%s_%d", randomHex(4), run)
 	client := func(query string, stdin io.Reader, extra ...string) error { return chQuery(o, query, stdin, extra...) }
 	cols := []string{"user_id UInt64"}
 	for _, id := range contactFields {
 		f, err := schema.ResolveContactField(id, nil)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		typ := f.Kind.ClickHouseType()
 		if f.Kind == schema.KindDate {
@@ -395,24 +402,25 @@ func runClient(o options, file string, run int) (time.Duration, error) {
 	}
 	cols = append(cols, "source String")
 	if err := client("CREATE DATABASE "+db, nil); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer client("DROP DATABASE IF EXISTS "+db, nil)
 	ddl := fmt.Sprintf("CREATE TABLE %s.t (%s) ENGINE = ReplacingMergeTree PARTITION BY toYYYYMM(event_time) ORDER BY (user_id, event_time)",
 		db, strings.Join(cols, ", "))
 	if err := client(ddl, nil); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	f, err := os.Open(file)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer f.Close()
 	t0 := time.Now()
-	if err := client("INSERT INTO "+db+".t FORMAT CSVWithNames", f, "--format_csv_delimiter=;"); err != nil {
-		return 0, err
+	cpu, err := chQueryCPU(o, "INSERT INTO "+db+".t FORMAT CSVWithNames", f, "--format_csv_delimiter=;")
+	if err != nil {
+		return 0, 0, err
 	}
-	return time.Since(t0), nil
+	return time.Since(t0), cpu, nil
 }
 
 // runFTPRead reads every file over FTP with the product's reader and discards it.
@@ -433,6 +441,58 @@ func runFTPRead(fs *ftpd.Server, pass string, files []exportFile) (time.Duration
 		}
 	}
 	return time.Since(t0), nil
+}
+
+// chQueryCPU is chQuery that also returns the client's CPU time.
+func chQueryCPU(o options, query string, stdin io.Reader, extra ...string) (time.Duration, error) {
+	host, port, _ := strings.Cut(o.ch, ":")
+	args := append([]string{"--host", host, "--port", port, "--query", query}, extra...)
+	cmd := exec.Command(o.client, args...)
+	cmd.Stdin = stdin
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("clickhouse-client %q: %v: %s", query, err, strings.TrimSpace(string(out)))
+	}
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
+}
+
+// serverCPU is the CPU time the ClickHouse server whose pid file is given
+// has used so far (user + system, from /proc), or -1 when unknown.
+func serverCPU(pidFile string) time.Duration {
+	if pidFile == "" {
+		return -1
+	}
+	pid, err := os.ReadFile(pidFile)
+	if err != nil {
+		return -1
+	}
+	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	rest := string(stat)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return -1
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+func serverCPUSince(pidFile string, s0 time.Duration) string {
+	s1 := serverCPU(pidFile)
+	if s0 < 0 || s1 < 0 {
+		return ""
+	}
+	return fmt.Sprintf("  server_cpu=%.2fs", (s1 - s0).Seconds())
 }
 
 // chQuery runs one query with clickhouse-client, stdin as its data.
