@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/emarsys-etl/emarsys-etl/pipeline/csvrows"
 	"github.com/emarsys-etl/emarsys-etl/schema"
@@ -171,15 +172,14 @@ func (e *ndayEnc) column() any { return e.p }
 func (e *ndayEnc) reset()      { e.v, e.p = e.v[:0], e.p[:0] }
 
 // ndateTextEnc stores a date as 'YYYY-MM-DD' in a Nullable(String) column.
-// Dates of birth repeat a lot: the text of each day is made once and kept
-// (a bounded cache), which spares a format and an allocation per row.
+// The texts of a block are written into one byte arena, made fresh for
+// each block (clickhouse-go copies the block, and the old arena goes when
+// its strings do), which spares a format and an allocation per row.
 type ndateTextEnc struct {
-	v    []string
-	p    []*string
-	days map[int64]string
+	v     []string
+	p     []*string
+	arena []byte
 }
-
-const dateTextCacheMax = 50_000 // more days than 1900..2030 holds
 
 func (e *ndateTextEnc) add(v csvrows.Value) error {
 	if v.Null {
@@ -187,26 +187,27 @@ func (e *ndateTextEnc) add(v csvrows.Value) error {
 		e.p = append(e.p, nil)
 		return nil
 	}
-	day := v.T.Unix() / 86400
-	if v.T.Unix() < 0 && v.T.Unix()%86400 != 0 {
-		day-- // floor, for times before 1970 that are not midnight
+	if cap(e.arena)-len(e.arena) < 16 {
+		e.arena = make([]byte, 0, 10*max(cap(e.v), 64))
 	}
-	txt, ok := e.days[day]
-	if !ok {
-		txt = v.T.UTC().Format(time.DateOnly)
-		if e.days == nil {
-			e.days = make(map[int64]string)
-		}
-		if len(e.days) < dateTextCacheMax {
-			e.days[day] = txt
-		}
+	y, m, d := v.T.UTC().Date()
+	start := len(e.arena)
+	if y < 0 || y > 9999 {
+		e.arena = v.T.UTC().AppendFormat(e.arena, time.DateOnly)
+	} else {
+		e.arena = append(e.arena, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+			byte('0'+int(m)/10), byte('0'+int(m)%10), '-', byte('0'+d/10), byte('0'+d%10))
 	}
-	e.v = append(e.v, txt)
+	b := e.arena[start:]
+	e.v = append(e.v, unsafe.String(&b[0], len(b)))
 	e.p = append(e.p, &e.v[len(e.v)-1])
 	return nil
 }
 func (e *ndateTextEnc) column() any { return e.p }
-func (e *ndateTextEnc) reset()      { e.v, e.p = e.v[:0], e.p[:0] }
+
+// reset leaves the arena to the strings of the block just sent: the next
+// date starts a fresh one.
+func (e *ndateTextEnc) reset() { e.v, e.p, e.arena = e.v[:0], e.p[:0], nil }
 
 // newEncoder picks the encoder for a field staged as ClickHouse type typ.
 func newEncoder(f schema.Field, typ string, size int) (encoder, error) {
