@@ -43,6 +43,7 @@ demo-stop: clickhouse-down ## stop the private ClickHouse the demo started (its 
 test: lint clickhouse-up ## run every test (needs ClickHouse: started privately if none answers)
 	CLICKHOUSE_REQUIRED=1 go test -count=1 -timeout 20m ./...
 	go test -count=1 -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./pipeline/csvrows
+	go test -count=1 -run '^$$' -fuzz FuzzFastReader -fuzztime $(FUZZTIME) ./pipeline/csvrows
 
 BENCH_ROWS ?= 2000000
 BENCH_RUNS ?= 3
@@ -52,8 +53,9 @@ bench: build clickhouse-up ## load BENCH_ROWS rows: emarsys-etl vs clickhouse-cl
 	./bin/emarsys-bench --etl ./bin/emarsys-etl --clickhouse $(CLICKHOUSE_ADDR) --rows $(BENCH_ROWS) --runs $(BENCH_RUNS) --workdir $(CURDIR)/.local/bench --server-pid-file $(CH_DIR)/clickhouse.pid
 	go test -run '^$$' -bench 'Parse|Typing|Gocsv' -benchtime 10x -cpu 1 ./pipeline/csvrows
 
-fuzz: ## fuzz the CSV parser for longer (FUZZTIME=5m)
+fuzz: ## fuzz the CSV parser and the splitter against encoding/csv for longer (FUZZTIME=5m each)
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(if $(filter 10s,$(FUZZTIME)),5m,$(FUZZTIME)) ./pipeline/csvrows
+	go test -run '^$$' -fuzz FuzzFastReader -fuzztime $(if $(filter 10s,$(FUZZTIME)),5m,$(FUZZTIME)) ./pipeline/csvrows
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

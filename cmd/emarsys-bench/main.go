@@ -135,6 +135,9 @@ func run() error {
 		whole = files[0].path
 	}
 
+	if o.serverPID != "" && serverCPU(o.serverPID) < 0 {
+		fmt.Printf("server_cpu: not measured: no running server's pid in %s (a server started elsewhere)\n", o.serverPID)
+	}
 	var etlT, clientT, ftpT []time.Duration
 	var rss []int64
 	for i := range o.runs {
