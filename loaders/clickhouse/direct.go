@@ -328,7 +328,7 @@ func (l *Load) directSent() uint64 {
 }
 
 // commitDirect moves the shadow's rows into email_responses and returns how
-// many were new. The caller holds commitMu.
+// many were new. The caller holds the account's commit lock.
 func (l *Load) commitDirect(ctx context.Context, what string) (uint64, error) {
 	s := l.s
 	sent := l.directSent()
@@ -371,7 +371,8 @@ func (l *Load) commitDirect(ctx context.Context, what string) (uint64, error) {
 	}
 	if existing == 0 && inShadow == keys {
 		// Nothing of the window is stored, the shadow holds each key once
-		// and commits take turns: the shadow's parts can go in as they are.
+		// and the account's commits take turns: the shadow's parts can go
+		// in as they are.
 		// A crash between two partitions leaves the first one stored:
 		// the next attempt finds the range non-empty and takes the
 		// anti-join below, which adds exactly the rest.

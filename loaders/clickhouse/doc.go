@@ -27,7 +27,7 @@
 //     same way (stream.go); Reject does the same for rejects.
 //  3. Commit ends the INSERTs and refuses to go on if the shadow or the
 //     stage holds fewer rows than were sent (never a silent loss). Then,
-//     taking turns with the Store's other commits (commitMu):
+//     taking turns with the account's other commits (Store.commitLock):
 //     the shadow first. If it holds a key twice (the file repeats a
 //     response) it is deduplicated by OPTIMIZE FINAL, being a
 //     ReplacingMergeTree ordered by the key. If email_responses has no row of
@@ -43,7 +43,7 @@
 //
 // Nothing before the commit touches email_responses, so a Load aborted for
 // any reason (including the reject share) leaves it as it was. Attaching is
-// exact because the range was empty under commitMu and the shadow holds
+// exact because the range was empty under the commit lock and the shadow holds
 // each key once; every other move is an anti-join, which makes the commit
 // idempotent: if the process dies anywhere, including between two attached
 // partitions or halfway through an INSERT SELECT, loading the window again
@@ -51,8 +51,8 @@
 // missing. An overlapping window adds only the rows the earlier one did not
 // have; two overlapping windows loading at once each fill their own shadow,
 // and whichever commits second finds its range no longer empty. This relies
-// on one committer per account at a time: within a Store commits take turns
-// (commitMu), and across processes the account lease (lease.go, etl_leases:
+// on one committer per account at a time: within a Store an account's
+// commits take turns (commitLock), and across processes the account lease (lease.go, etl_leases:
 // claim, read back, argMax by version) keeps a second instance out.
 //
 // email_responses is a ReplacingMergeTree(loaded_at) keyed on response_key

@@ -436,8 +436,9 @@ func (l *Load) Commit(ctx context.Context) (rowsNew uint64, err error) {
 		return 0, fmt.Errorf("%s: staging holds %d rejects but %d were sent: load the window again", what, stagedRejects, l.rejectsAppended)
 	}
 
-	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
+	mu := s.commitLock(l.spec.Account)
+	mu.Lock()
+	defer mu.Unlock()
 	// Cluster mode: every replica the anti-join may read must hold every
 	// stored row, and the insert returns once the shards have it (cluster.go).
 	if err := s.waitFactReplicas(ctx); err != nil {

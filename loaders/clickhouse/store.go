@@ -67,11 +67,30 @@ type Store struct {
 	// the direct path may be used (key.go).
 	keysAgree bool
 
-	// commitMu makes commits of one Store take turns: two overlapping
-	// windows committing at once could both find the same rows missing
-	// (the anti-join is not atomic with the insert). Across processes the
+	// commitMu holds one mutex per account, which makes the commits of an
+	// account take turns: two overlapping windows committing at once could
+	// both find the same rows missing (the anti-join is not atomic with the
+	// insert). Accounts never share a response (the key and every check
+	// name the account), so one account's commit, or its wait for replicas
+	// in cluster mode, never holds up another's. Across processes the
 	// account lease (lease.go) gives the same guarantee.
-	commitMu sync.Mutex
+	commitMuMu sync.Mutex
+	commitMu   map[string]*sync.Mutex
+}
+
+// commitLock is the mutex of account's commits.
+func (s *Store) commitLock(account string) *sync.Mutex {
+	s.commitMuMu.Lock()
+	defer s.commitMuMu.Unlock()
+	if s.commitMu == nil {
+		s.commitMu = map[string]*sync.Mutex{}
+	}
+	m := s.commitMu[account]
+	if m == nil {
+		m = &sync.Mutex{}
+		s.commitMu[account] = m
+	}
+	return m
 }
 
 // Open connects (native protocol, LZ4), pings and reads the server version.
