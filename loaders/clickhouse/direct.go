@@ -3,9 +3,10 @@ package clickhouse
 import (
 	"context"
 	"fmt"
-	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"strings"
 	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/emarsys-etl/emarsys-etl/pipeline/csvrows"
 )
@@ -26,9 +27,9 @@ import (
 // path of load.go.
 
 // directShards is the number of INSERT streams the direct rows are split
-// over, a block at a time. One INSERT is written by one server thread; two let a
-// two-core server sort and compress on both cores while the parser runs
-// (README, Performance).
+// over, a block at a time. One INSERT is written by one server thread; two
+// let a two-core server sort and compress on both cores while the parser
+// runs (README, Performance).
 const directShards = 2
 
 // directBuf is one block of direct rows being filled or sent, with its
