@@ -177,12 +177,12 @@ func LoadFile(ctx context.Context, base *Runner, m ManualLoad) (Result, error) {
 		res.Window = w
 		return res, nil
 	}
-	st, newRows, err := r.load(ctx, log, &rec, w)
+	st, newRows, staged, err := r.load(ctx, log, &rec, w)
 	if err != nil {
 		return fail(err)
 	}
 	rec.RowsRead, rec.RowsLoaded, rec.RowsRejected, rec.RowsNew = uint64(st.Read), uint64(st.Loaded), uint64(st.Rejected), newRows
-	if err := r.afterLoad(ctx, w, rec); err != nil {
+	if err := r.afterLoad(ctx, w, rec, staged); err != nil {
 		return fail(err)
 	}
 	for _, state := range []string{StateLoaded, StateDone} {

@@ -327,7 +327,7 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 			// A window recorded as fetched is loaded again from its file: the
 			// staging table may be gone, and the load is idempotent.
 			t0 := time.Now()
-			st, newRows, err := r.load(ctx, log, &rec, w)
+			st, newRows, staged, err := r.load(ctx, log, &rec, w)
 			loadTime := time.Since(t0)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -346,7 +346,7 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 			}
 			rec.RowsRead, rec.RowsLoaded, rec.RowsRejected, rec.RowsNew = uint64(st.Read), uint64(st.Loaded), uint64(st.Rejected), newRows
 			t1 := time.Now()
-			if err := r.afterLoad(ctx, w, rec); err != nil {
+			if err := r.afterLoad(ctx, w, rec, staged); err != nil {
 				if ctx.Err() != nil {
 					return result(rec, err)
 				}
@@ -397,14 +397,16 @@ func result(rec chstore.WindowRecord, err error) Result {
 }
 
 // load streams the export file through the parser into a staged load, then commits it.
-func (r *Runner) load(ctx context.Context, log *slog.Logger, rec *chstore.WindowRecord, w Window) (csvrows.Stats, uint64, error) {
+// load also returns the span of the rows that took the stage (zero when
+// none did), which the aggregates must cover as well.
+func (r *Runner) load(ctx context.Context, log *slog.Logger, rec *chstore.WindowRecord, w Window) (csvrows.Stats, uint64, Window, error) {
 	var st csvrows.Stats
 	if r.Loads != nil {
 		select {
 		case r.Loads <- struct{}{}:
 			defer func() { <-r.Loads }()
 		case <-ctx.Done():
-			return st, 0, fmt.Errorf("wait for a load slot for %s: %w", w, ctx.Err())
+			return st, 0, Window{}, fmt.Errorf("wait for a load slot for %s: %w", w, ctx.Err())
 		}
 	}
 	var f io.ReadCloser
@@ -415,14 +417,14 @@ func (r *Runner) load(ctx context.Context, log *slog.Logger, rec *chstore.Window
 		f, err = r.Source.Open(ctx, rec.FileName)
 	}
 	if err != nil {
-		return st, 0, fmt.Errorf("fetch %s for export %d of %s: %w", rec.FileName, rec.ExportID, w, err)
+		return st, 0, Window{}, fmt.Errorf("fetch %s for export %d of %s: %w", rec.FileName, rec.ExportID, w, err)
 	}
 	defer f.Close()
 	ld, err := r.Store.BeginLoad(ctx, chstore.LoadSpec{
 		Account: r.Cfg.Account, WindowStart: w.Start, WindowEnd: w.End, ExportID: rec.ExportID, Plan: r.Plan,
 	})
 	if err != nil {
-		return st, 0, fmt.Errorf("stage window %s: %w", w, err)
+		return st, 0, Window{}, fmt.Errorf("stage window %s: %w", w, err)
 	}
 	committed := false
 	defer func() {
@@ -450,27 +452,31 @@ func (r *Runner) load(ctx context.Context, log *slog.Logger, rec *chstore.Window
 		var hm *csvrows.HeaderMismatchError
 		err = fmt.Errorf("read %s of export %d: %w", rec.FileName, rec.ExportID, err)
 		if errors.As(err, &hm) {
-			return st, 0, errPermanent{err}
+			return st, 0, Window{}, errPermanent{err}
 		}
-		return st, 0, err
+		return st, 0, Window{}, err
 	}
 	if st.Read > 0 && st.Rejected > int64(r.Cfg.Export.RejectAllowance) &&
 		float64(st.Rejected) > r.Cfg.Export.MaxRejectShare*float64(st.Read) {
 		rec.RowsRead, rec.RowsLoaded, rec.RowsRejected = uint64(st.Read), uint64(st.Loaded), uint64(st.Rejected)
-		return st, 0, errPermanent{fmt.Errorf("%s of export %d: %d of %d rows rejected, over the limit of %.2f%% (export.max_reject_share) and more than export.reject_allowance: has the export format changed?",
+		return st, 0, Window{}, errPermanent{fmt.Errorf("%s of export %d: %d of %d rows rejected, over the limit of %.2f%% (export.max_reject_share) and more than export.reject_allowance: has the export format changed?",
 			rec.FileName, rec.ExportID, st.Rejected, st.Read, 100*r.Cfg.Export.MaxRejectShare)}
 	}
 	rec.State = StateFetched
 	rec.RowsRead, rec.RowsLoaded, rec.RowsRejected = uint64(st.Read), uint64(st.Loaded), uint64(st.Rejected)
 	if err := r.save(ctx, rec); err != nil {
-		return st, 0, err
+		return st, 0, Window{}, err
 	}
 	n, err := ld.Commit(ctx)
 	if err != nil {
-		return st, 0, fmt.Errorf("commit window %s: %w", w, err)
+		return st, 0, Window{}, fmt.Errorf("commit window %s: %w", w, err)
 	}
 	committed = true
-	return st, n, nil
+	var staged Window
+	if from, to, ok := ld.StagedSpan(); ok {
+		staged = Window{Start: from, End: to.Add(time.Second)}
+	}
+	return st, n, staged, nil
 }
 
 func (r *Runner) latest(ctx context.Context, w Window) (chstore.WindowRecord, error) {
@@ -486,7 +492,7 @@ func (r *Runner) latest(ctx context.Context, w Window) (chstore.WindowRecord, er
 	return chstore.WindowRecord{Account: r.Cfg.Account, Start: w.Start, End: w.End}, nil
 }
 
-func (r *Runner) afterLoad(ctx context.Context, w Window, rec chstore.WindowRecord) error {
+func (r *Runner) afterLoad(ctx context.Context, w Window, rec chstore.WindowRecord, staged Window) error {
 	// The export may reach past w (LocalRange widens it at the autumn clock
 	// change), and its rows are stored: the hooks see the span that was read,
 	// so the aggregates of a day the extension reaches are recomputed too.
@@ -499,6 +505,16 @@ func (r *Runner) afterLoad(ctx context.Context, w Window, rec chstore.WindowReco
 			if end := er[1].Add(time.Second); end.After(span.End) {
 				span.End = end
 			}
+		}
+	}
+	// Rows the file held outside even that (a vendor that sends more than
+	// was asked, a file loaded by hand) are stored too: their days as well.
+	if !staged.Start.IsZero() {
+		if staged.Start.Before(span.Start) {
+			span.Start = staged.Start
+		}
+		if staged.End.After(span.End) {
+			span.End = staged.End
 		}
 	}
 	for _, hook := range r.AfterLoad {

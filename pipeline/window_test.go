@@ -1,8 +1,12 @@
 package pipeline
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	chstore "github.com/emarsys-etl/emarsys-etl/loaders/clickhouse"
+	"github.com/emarsys-etl/emarsys-etl/pipeline/config"
 )
 
 func ts(s string) time.Time {
@@ -123,5 +127,37 @@ func TestTickPlanNoTinyTail(t *testing.T) {
 	ws := TickPlan(time.Time{}, ts("2026-12-03T02:37:07Z"), now, 6*time.Hour, 0, 0)
 	if len(ws) != 2 || !ws[1].End.Equal(ts("2026-12-03T14:37:07Z")) {
 		t.Fatalf("plan %v", ws)
+	}
+}
+
+// The aggregates cover every row the load stored: the days of rows that a
+// file held outside its window (they took the stage) are recomputed too.
+func TestAfterLoadCoversStagedRows(t *testing.T) {
+	loc, err := time.LoadLocation("Europe/Vienna")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Window
+	r := &Runner{Cfg: &config.Config{Loc: loc}}
+	r.AfterLoad = append(r.AfterLoad, func(_ context.Context, w Window, _ chstore.WindowRecord) error {
+		got = append(got, w)
+		return nil
+	})
+	w := Window{Start: time.Date(2026, 11, 4, 6, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 4, 12, 0, 0, 0, time.UTC)}
+	staged := Window{Start: time.Date(2026, 11, 2, 23, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 4, 8, 0, 0, 0, time.UTC)}
+	for _, c := range []struct {
+		staged Window
+		want   Window
+	}{
+		{Window{}, w},
+		{staged, Window{Start: staged.Start, End: w.End}},
+	} {
+		got = nil
+		if err := r.afterLoad(context.Background(), w, chstore.WindowRecord{}, c.staged); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || !got[0].Start.Equal(c.want.Start) || !got[0].End.Equal(c.want.End) {
+			t.Errorf("staged %v: hook saw %v, want %v", c.staged, got, c.want)
+		}
 	}
 }

@@ -76,6 +76,16 @@ type Load struct {
 	shards       [directShards]*directShard
 	fill         int // the shard whose block is being filled
 	loadedAt     time.Time
+
+	stagedFrom, stagedTo time.Time // event times of the staged rows, set by Commit
+}
+
+// StagedSpan is the first and last event time among the rows that went
+// through the stage, known after Commit; ok is false when there were none.
+// Such rows may lie outside the window (the vendor's autumn overlap, a file
+// loaded by hand), and the days they fall on need their aggregates too.
+func (l *Load) StagedSpan() (from, to time.Time, ok bool) {
+	return l.stagedFrom, l.stagedTo, !l.stagedFrom.IsZero()
 }
 
 // planSQL holds the stage-to-table expressions that depend on the Plan.
@@ -424,6 +434,9 @@ func (l *Load) Commit(ctx context.Context) (rowsNew uint64, err error) {
 	et := l.plan.eventTime
 	if err := s.conn.QueryRow(ctx, "SELECT count(), min("+et+"), max("+et+") FROM "+l.stage).Scan(&staged, &min, &max); err != nil {
 		return 0, s.scrub(fmt.Errorf("%s: count staged rows: %w", what, err))
+	}
+	if staged > 0 {
+		l.stagedFrom, l.stagedTo = min, max
 	}
 	if staged != l.appended {
 		return 0, fmt.Errorf("%s: staging holds %d rows but %d were sent: rows were lost on the way; load the window again", what, staged, l.appended)

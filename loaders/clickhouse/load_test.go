@@ -583,3 +583,43 @@ func TestLoadWithLZ4(t *testing.T) {
 	}
 	compareStored(t, readStored(t, lz, "z"), expected(plan, "z", 0, 1000, spec.WindowStart, spec.WindowEnd, 5))
 }
+
+// Rows a file holds outside its window take the stage, are stored, and
+// their span is reported so that their days' aggregates can follow.
+func TestStagedSpanOfRowsOutsideTheWindow(t *testing.T) {
+	s := newTestStore(t, 0)
+	ctx := testCtx(t)
+	if err := s.Migrate(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := csvrows.NewPlan(nil, []int{schema.AnalysisCampaignTitle, schema.AnalysisTime}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := testBase
+	spec := LoadSpec{Account: "a", WindowStart: ws, WindowEnd: ws.Add(time.Hour), ExportID: 1, Plan: plan}
+	l, err := s.BeginLoad(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.direct {
+		t.Fatal("not on the direct path")
+	}
+	at := []time.Time{ws.Add(-26 * time.Hour), ws.Add(10 * time.Minute), ws.Add(5 * time.Hour)}
+	for i, tm := range at {
+		r := &csvrows.Row{Line: i + 2, Values: []csvrows.Value{{U: uint64(i + 1)}, {S: "C"}, {T: tm}, {S: "open"}}}
+		if err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := l.Commit(ctx); err != nil || n != 3 {
+		t.Fatalf("added %d, %v; want 3", n, err)
+	}
+	from, to, ok := l.StagedSpan()
+	if !ok || !from.Equal(at[0]) || !to.Equal(at[2]) {
+		t.Fatalf("staged span %v..%v (%v), want %v..%v", from, to, ok, at[0], at[2])
+	}
+	if got := countRows(t, s, factTable); got != 3 {
+		t.Fatalf("table holds %d rows, want 3", got)
+	}
+}
