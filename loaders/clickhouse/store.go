@@ -23,7 +23,7 @@ type Config struct {
 	User        string        // default "default"
 	Password    string        // never printed: errors are scrubbed of it
 	DialTimeout time.Duration // default 10s
-	BatchRows   int           // rows per block sent (stage and direct); default 5000
+	BatchRows   int           // rows per block sent (stage and direct); default 2500
 	// Cluster, when set, is the name of a cluster in the servers'
 	// remote_servers: the schema is made ON CLUSTER with Replicated engines
 	// and the facts go through a Distributed table (cluster.go).
@@ -39,7 +39,7 @@ type Config struct {
 const (
 	defaultAddr        = "127.0.0.1:9000"
 	defaultDialTimeout = 10 * time.Second
-	defaultBatchRows   = 5_000
+	defaultBatchRows   = 2_500
 )
 
 // Store is a connection pool to one ClickHouse database plus what the

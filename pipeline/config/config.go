@@ -501,7 +501,7 @@ func (c *Config) applyDefaults() {
 		c.ClickHouse.Compression = "auto"
 	}
 	if c.ClickHouse.BatchRows == 0 {
-		c.ClickHouse.BatchRows = 5000 // measured: as fast as larger blocks, in far less memory (README, Performance)
+		c.ClickHouse.BatchRows = 2500 // measured: the fastest, in the least memory but for 1000 (README, Performance)
 	}
 	def(&c.Schedule.Cron, "*/15 * * * *")
 	defDur(&c.Schedule.Window, 6*time.Hour)

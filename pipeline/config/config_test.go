@@ -193,7 +193,7 @@ func TestRejectAllowance(t *testing.T) {
 func TestClickHouseCompression(t *testing.T) {
 	vars := env(map[string]string{"SECRET": "s3", "FTP_PASSWORD": "pw"})
 	c, err := Parse([]byte(minimal), vars)
-	if err != nil || c.ClickHouse.Compression != "auto" || c.ClickHouse.BatchRows != 5000 {
+	if err != nil || c.ClickHouse.Compression != "auto" || c.ClickHouse.BatchRows != 2500 {
 		t.Fatalf("defaults: compression %q, batch_rows %d, %v", c.ClickHouse.Compression, c.ClickHouse.BatchRows, err)
 	}
 	c, err = Parse([]byte(minimal+"clickhouse: {compression: lz4}\n"), vars)
