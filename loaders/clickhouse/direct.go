@@ -29,8 +29,17 @@ import (
 // directShards is the number of INSERT streams the direct rows are split
 // over, a block at a time. One INSERT is written by one server thread; two
 // let a two-core server sort and compress on both cores while the parser
-// runs (README, Performance).
+// runs (README, Performance). A filled block goes to whichever stream takes
+// it first: while the server sorts and writes a part of one INSERT it reads
+// nothing of it, and the other keeps the parser going.
 const directShards = 2
+
+// flushDirect's select names the two streams.
+var _ = [1]struct{}{}[directShards-2]
+
+// directBufs is the number of direct blocks: one being filled, and per
+// stream one being sent and one waiting.
+const directBufs = 1 + 2*directShards
 
 // directBuf is one block of direct rows being filled or sent, with its
 // columns in the order of Load.insertShadow.
@@ -149,9 +158,8 @@ type directConsts struct {
 
 // directShard is one INSERT stream into the shadow table.
 type directShard struct {
-	cur, spare *directBuf
-	stream     *stageStream
-	sent       uint64
+	stream *stageStream
+	sent   uint64 // rows handed to it
 }
 
 // directIdx holds where in a Row the columns with a place of their own are.
@@ -190,16 +198,20 @@ func (l *Load) setupDirect(ctx context.Context, what string, actual map[string]s
 		c.windowStart[i], c.windowEnd[i], c.loadedAt[i] = ws, we, l.loadedAt
 	}
 	l.consts = c
+	l.dfree = make(chan block, directBufs)
+	for i := range directBufs {
+		b, err := l.newDirectBuf()
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if i == 0 {
+			l.dcur = b
+		} else {
+			l.dfree <- b
+		}
+	}
 	for i := range l.shards {
-		cur, err := l.newDirectBuf()
-		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		spare, err := l.newDirectBuf()
-		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		l.shards[i] = &directShard{cur: cur, spare: spare}
+		l.shards[i] = &directShard{}
 	}
 	l.shadow = s.table(stageName(l.spec) + "_direct")
 	l.shadowCols = strings.Join(names, ", ")
@@ -234,8 +246,7 @@ func (l *Load) appendDirect(r *csvrows.Row) (bool, error) {
 	if et.Null || et.T.Before(l.spec.WindowStart) || !et.T.Before(l.spec.WindowEnd) {
 		return false, nil
 	}
-	sh := l.shards[l.fill]
-	b := sh.cur
+	b := l.dcur
 	for j, i := range l.directFields {
 		if err := b.encs[j].add(r.Values[i]); err != nil {
 			return true, fmt.Errorf("load %s: line %d, column %s: %w", l.spec.Account, r.Line, l.spec.Plan.Fields[i].Column, err)
@@ -254,9 +265,7 @@ func (l *Load) appendDirect(r *csvrows.Row) (bool, error) {
 	b.utf8 = append(b.utf8, utf8)
 	b.rows++
 	if b.rows >= l.s.batch {
-		// Blocks take turns between the shards' INSERTs.
-		l.fill = (l.fill + 1) % directShards
-		return true, l.flushShard(sh)
+		return true, l.flushDirect()
 	}
 	return true, nil
 }
@@ -274,39 +283,51 @@ func shadowInsertCtx(ctx context.Context) context.Context {
 	return ch.Context(ctx, ch.WithSettings(ch.Settings{"min_insert_block_size_rows": shadowSquashRows}))
 }
 
-func (l *Load) flushShard(sh *directShard) error {
-	if sh.cur.rows == 0 {
+// flushDirect hands the filled block to whichever stream takes it first
+// and continues with an emptied one from the pool.
+func (l *Load) flushDirect() error {
+	b := l.dcur
+	if b.rows == 0 {
 		return nil
 	}
-	if sh.stream == nil {
-		st, err := startStageStream(shadowInsertCtx(l.ctx), l.s, l.insertShadow, sh.spare)
-		if err != nil {
-			return fmt.Errorf("load %s %s: start direct insert: %w", l.spec.Account, l.spec.WindowStart.UTC().Format(time.RFC3339), l.s.scrub(err))
-		}
-		sh.stream, sh.spare = st, nil
-	}
-	n := sh.cur.rows
-	next, err := sh.stream.ship(sh.cur)
-	if err != nil {
+	fail := func(err error) error {
 		return fmt.Errorf("load %s %s: direct rows: %w", l.spec.Account, l.spec.WindowStart.UTC().Format(time.RFC3339), l.s.scrub(err))
 	}
-	sh.cur = next.(*directBuf)
-	sh.sent += uint64(n)
+	if l.shards[0].stream == nil {
+		for _, sh := range l.shards {
+			st, err := startStream(shadowInsertCtx(l.ctx), l.s, l.insertShadow, l.dfree)
+			if err != nil {
+				return fail(err)
+			}
+			sh.stream = st
+		}
+	}
+	for _, sh := range l.shards {
+		if err := sh.stream.failed(); err != nil {
+			return fail(err)
+		}
+	}
+	n := uint64(b.rows)
+	a, c := l.shards[0], l.shards[1]
+	select {
+	case a.stream.full <- b:
+		a.sent += n
+	case c.stream.full <- b:
+		c.sent += n
+	}
+	l.dcur = (<-l.dfree).(*directBuf)
 	return nil
 }
 
-// endDirect sends what the shards hold and ends their INSERTs; keep waits
+// endDirect sends the block being filled and ends the INSERTs; keep waits
 // for the server to confirm every block, otherwise they are abandoned.
 func (l *Load) endDirect(keep bool) error {
 	var first error
+	if keep && l.dcur != nil && l.shards[0] != nil {
+		first = l.flushDirect()
+	}
 	for _, sh := range l.shards {
-		if sh == nil {
-			continue
-		}
-		if keep && first == nil {
-			first = l.flushShard(sh)
-		}
-		if sh.stream == nil {
+		if sh == nil || sh.stream == nil {
 			continue
 		}
 		st := sh.stream

@@ -74,7 +74,8 @@ type Load struct {
 	idx          directIdx
 	consts       directConsts
 	shards       [directShards]*directShard
-	fill         int // the shard whose block is being filled
+	dcur         *directBuf // the direct block being filled
+	dfree        chan block // the pool of emptied direct blocks, shared by the shards' streams
 	loadedAt     time.Time
 
 	stagedFrom, stagedTo time.Time // event times of the staged rows, set by Commit
@@ -546,10 +547,8 @@ func (l *Load) drop(ctx context.Context, what string) error {
 // Rows returns how many rows and rejects were appended so far.
 func (l *Load) Rows() (rows, rejects uint64) {
 	rows = l.appended + uint64(l.rows) + l.directSent()
-	for _, sh := range l.shards {
-		if sh != nil {
-			rows += uint64(sh.cur.rows)
-		}
+	if l.dcur != nil {
+		rows += uint64(l.dcur.rows)
 	}
 	return rows, l.rejectsAppended + uint64(len(l.rejLine))
 }

@@ -60,12 +60,19 @@ type stageStream struct {
 }
 
 func startStageStream(ctx context.Context, s *Store, insert string, spare block) (*stageStream, error) {
+	free := make(chan block, 2)
+	free <- spare
+	return startStream(ctx, s, insert, free)
+}
+
+// startStream starts a stream that hands its emptied buffers to free,
+// which several streams may share (the direct path's pool).
+func startStream(ctx context.Context, s *Store, insert string, free chan block) (*stageStream, error) {
 	batch, err := s.conn.PrepareBatch(ctx, insert)
 	if err != nil {
 		return nil, err
 	}
-	st := &stageStream{full: make(chan block, 1), free: make(chan block, 2), done: make(chan struct{})}
-	st.free <- spare
+	st := &stageStream{full: make(chan block, 1), free: free, done: make(chan struct{})}
 	go st.run(batch)
 	return st, nil
 }
