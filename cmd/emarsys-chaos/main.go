@@ -34,7 +34,7 @@ func run() int {
 	flag.Int64Var(&o.Seed, "seed", 0, "random seed (0: pick one and print it)")
 	flag.StringVar(&o.ETL, "etl", "bin/emarsys-etl", "emarsys-etl binary to run")
 	flag.StringVar(&o.Workdir, "workdir", ".local/chaos", "folder for the FTP root, config, logs and the private ClickHouse")
-	flag.IntVar(&o.Windows, "windows", 60, "windows in the backfill (enough that 30 kills land before the range is done)")
+	flag.IntVar(&o.Windows, "windows", 100, "windows in the backfill (enough that 30 kills land before the range is done: the 30th lands at about 60)")
 	flag.DurationVar(&o.Window, "window", time.Hour, "size of one window")
 	flag.IntVar(&o.Kills, "kills", 30, "SIGKILLs of emarsys-etl")
 	flag.IntVar(&o.FTPDrops, "ftp-drops", 2, "FTP server drops mid-file")
