@@ -500,15 +500,8 @@ func serverCPUSince(pidFile string, s0 time.Duration) string {
 
 // chQuery runs one query with clickhouse-client, stdin as its data.
 func chQuery(o options, query string, stdin io.Reader, extra ...string) error {
-	host, port, _ := strings.Cut(o.ch, ":")
-	args := append([]string{"--host", host, "--port", port, "--query", query}, extra...)
-	cmd := exec.Command(o.client, args...)
-	cmd.Stdin = stdin
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s: %v: %s", query, err, out)
-	}
-	return nil
+	_, err := chQueryCPU(o, query, stdin, extra...)
+	return err
 }
 
 func concat(dst string, files []exportFile) error {

@@ -156,12 +156,6 @@ type directConsts struct {
 	windowStart, windowEnd, loadedAt []time.Time
 }
 
-// directShard is one INSERT stream into the shadow table.
-type directShard struct {
-	stream *stageStream
-	sent   uint64 // rows handed to it
-}
-
 // directIdx holds where in a Row the columns with a place of their own are.
 type directIdx struct{ eventTime, userID, source int }
 
@@ -209,9 +203,6 @@ func (l *Load) setupDirect(ctx context.Context, what string, actual map[string]s
 		} else {
 			l.dfree <- b
 		}
-	}
-	for i := range l.shards {
-		l.shards[i] = &directShard{}
 	}
 	l.shadow = s.table(stageName(l.spec) + "_direct")
 	l.shadowCols = strings.Join(names, ", ")
@@ -293,28 +284,26 @@ func (l *Load) flushDirect() error {
 	fail := func(err error) error {
 		return fmt.Errorf("load %s %s: direct rows: %w", l.spec.Account, l.spec.WindowStart.UTC().Format(time.RFC3339), l.s.scrub(err))
 	}
-	if l.shards[0].stream == nil {
-		for _, sh := range l.shards {
+	if l.streams[0] == nil {
+		for i := range l.streams {
 			st, err := startStream(shadowInsertCtx(l.ctx), l.s, l.insertShadow, l.dfree)
 			if err != nil {
 				return fail(err)
 			}
-			sh.stream = st
+			l.streams[i] = st
 		}
 	}
-	for _, sh := range l.shards {
-		if err := sh.stream.failed(); err != nil {
+	for _, st := range l.streams {
+		if err := st.failed(); err != nil {
 			return fail(err)
 		}
 	}
-	n := uint64(b.rows)
-	a, c := l.shards[0], l.shards[1]
+	n := uint64(b.rows) // b belongs to a sender once handed over
 	select {
-	case a.stream.full <- b:
-		a.sent += n
-	case c.stream.full <- b:
-		c.sent += n
+	case l.streams[0].full <- b:
+	case l.streams[1].full <- b:
 	}
+	l.dsent += n
 	l.dcur = (<-l.dfree).(*directBuf)
 	return nil
 }
@@ -323,15 +312,14 @@ func (l *Load) flushDirect() error {
 // for the server to confirm every block, otherwise they are abandoned.
 func (l *Load) endDirect(keep bool) error {
 	var first error
-	if keep && l.dcur != nil && l.shards[0] != nil {
+	if keep && l.direct {
 		first = l.flushDirect()
 	}
-	for _, sh := range l.shards {
-		if sh == nil || sh.stream == nil {
+	for i, st := range l.streams {
+		if st == nil {
 			continue
 		}
-		st := sh.stream
-		sh.stream = nil
+		l.streams[i] = nil
 		if err := st.finish(keep && first == nil); err != nil && keep && first == nil {
 			first = fmt.Errorf("load %s %s: direct rows: %w", l.spec.Account, l.spec.WindowStart.UTC().Format(time.RFC3339), l.s.scrub(err))
 		}
@@ -339,21 +327,11 @@ func (l *Load) endDirect(keep bool) error {
 	return first
 }
 
-func (l *Load) directSent() uint64 {
-	var n uint64
-	for _, sh := range l.shards {
-		if sh != nil {
-			n += sh.sent
-		}
-	}
-	return n
-}
-
 // commitDirect moves the shadow's rows into email_responses and returns how
 // many were new. The caller holds the account's commit lock.
 func (l *Load) commitDirect(ctx context.Context, what string) (uint64, error) {
 	s := l.s
-	sent := l.directSent()
+	sent := l.dsent
 	if sent == 0 {
 		return 0, nil
 	}
@@ -425,8 +403,7 @@ func (l *Load) commitDirect(ctx context.Context, what string) (uint64, error) {
 		return 0, s.scrub(fmt.Errorf("%s: count new rows: %w", what, err))
 	}
 	if fresh > 0 {
-		err := s.insertShards(ctx, what+": insert new rows", shardsFor(fresh), func(shard string) string {
-			shard = strings.ReplaceAll(shard, "`_key`", "response_key")
+		err := s.insertShards(ctx, what+": insert new rows", shardsFor(fresh), "response_key", func(shard string) string {
 			return fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE %sresponse_key NOT IN (%s) LIMIT 1 BY response_key",
 				s.table(factTable), l.shadowCols, l.shadowCols, l.shadow, shard, stored)
 		})

@@ -136,7 +136,7 @@ func TestDirectShadowMergedNaturally(t *testing.T) {
 	var parts, cnt uint64
 	s.conn.QueryRow(ctx, "SELECT count() FROM system.parts WHERE database = ? AND table = ? AND active", s.db, stageName(spec)+"_direct").Scan(&parts)
 	s.conn.QueryRow(ctx, "SELECT count() FROM "+l.shadow).Scan(&cnt)
-	t.Logf("right after the streams ended: %d active parts, %d rows in shadow, %d sent", parts, cnt, l.directSent())
+	t.Logf("right after the streams ended: %d active parts, %d rows in shadow, %d sent", parts, cnt, l.dsent)
 	got, err := l.Commit(ctx)
 	if err != nil {
 		t.Fatalf("commit: %v", err)

@@ -90,3 +90,17 @@ func countRows(t testing.TB, s *Store, table string) uint64 {
 	}
 	return n
 }
+
+// migrateFor migrates s with the contact columns plan asks for.
+func migrateFor(t testing.TB, s *Store, plan csvrows.Plan) {
+	t.Helper()
+	var contact []schema.Field
+	for _, f := range plan.Fields {
+		if !isFixedColumn(f.Column) {
+			contact = append(contact, f)
+		}
+	}
+	if err := s.Migrate(testCtx(t), contact); err != nil {
+		t.Fatal(err)
+	}
+}

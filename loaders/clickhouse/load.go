@@ -73,9 +73,10 @@ type Load struct {
 	directFields []int             // Plan fields in the shadow besides user_id, source, event_time
 	idx          directIdx
 	consts       directConsts
-	shards       [directShards]*directShard
-	dcur         *directBuf // the direct block being filled
-	dfree        chan block // the pool of emptied direct blocks, shared by the shards' streams
+	streams      [directShards]*stageStream // the shadow's INSERTs, started by the first block
+	dsent        uint64                     // rows handed to them
+	dcur         *directBuf                 // the direct block being filled
+	dfree        chan block                 // the pool of emptied direct blocks, shared by the streams
 	loadedAt     time.Time
 
 	stagedFrom, stagedTo time.Time // event times of the staged rows, set by Commit
@@ -491,7 +492,7 @@ func (l *Load) Commit(ctx context.Context) (rowsNew uint64, err error) {
 		// If this insert is cut short, running the window again finds the
 		// rows that made it and adds only the rest.
 		if stagedNew > 0 {
-			if err := s.insertShards(ctx, what+": insert new rows", shardsFor(stagedNew), func(shard string) string {
+			if err := s.insertShards(ctx, what+": insert new rows", shardsFor(stagedNew), "`_key`", func(shard string) string {
 				return fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM (SELECT *, %s AS `_key` FROM %s) WHERE %s`_key` NOT IN (%s) LIMIT 1 BY `_key`",
 					s.table(factTable), strings.Join(targets, ", "), strings.Join(exprs, ", "), l.plan.key, l.stage, shard, existing)
 			}); err != nil {
@@ -546,7 +547,7 @@ func (l *Load) drop(ctx context.Context, what string) error {
 
 // Rows returns how many rows and rejects were appended so far.
 func (l *Load) Rows() (rows, rejects uint64) {
-	rows = l.appended + uint64(l.rows) + l.directSent()
+	rows = l.appended + uint64(l.rows) + l.dsent
 	if l.dcur != nil {
 		rows += uint64(l.dcur.rows)
 	}

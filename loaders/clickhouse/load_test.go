@@ -228,15 +228,7 @@ func testLoadExactlyOnce(t *testing.T, direct bool) {
 	s.keysAgree = direct
 	ctx := testCtx(t)
 	plan := fullPlan(t)
-	var contact []schema.Field
-	for _, f := range plan.Fields {
-		if !isFixedColumn(f.Column) {
-			contact = append(contact, f)
-		}
-	}
-	if err := s.Migrate(ctx, contact); err != nil {
-		t.Fatal(err)
-	}
+	migrateFor(t, s, plan)
 	const n = 4500
 	ws, we := testBase, testBase.Add(24*time.Hour)
 	spec := LoadSpec{Account: "acme's \\shop", WindowStart: ws, WindowEnd: we, ExportID: 77, Plan: plan}
@@ -489,15 +481,7 @@ func TestOverlappingDirectLoads(t *testing.T) {
 	s := newTestStore(t, 500)
 	ctx := testCtx(t)
 	plan := fullPlan(t)
-	var contact []schema.Field
-	for _, f := range plan.Fields {
-		if !isFixedColumn(f.Column) {
-			contact = append(contact, f)
-		}
-	}
-	if err := s.Migrate(ctx, contact); err != nil {
-		t.Fatal(err)
-	}
+	migrateFor(t, s, plan)
 	// Row i is at testBase + 7i seconds.
 	spec1 := LoadSpec{Account: "a", WindowStart: testBase, WindowEnd: testBase.Add(6 * time.Hour), ExportID: 1, Plan: plan}
 	spec2 := LoadSpec{Account: "a", WindowStart: testBase.Add(3 * time.Hour), WindowEnd: testBase.Add(9 * time.Hour), ExportID: 2, Plan: plan}
@@ -568,15 +552,7 @@ func TestLoadWithLZ4(t *testing.T) {
 	}
 	defer lz.Close()
 	plan := fullPlan(t)
-	var contact []schema.Field
-	for _, f := range plan.Fields {
-		if !isFixedColumn(f.Column) {
-			contact = append(contact, f)
-		}
-	}
-	if err := lz.Migrate(ctx, contact); err != nil {
-		t.Fatal(err)
-	}
+	migrateFor(t, lz, plan)
 	spec := LoadSpec{Account: "z", WindowStart: testBase, WindowEnd: testBase.Add(24 * time.Hour), ExportID: 5, Plan: plan}
 	if n := loadRange(t, lz, spec, 0, 1000); n != 1000 {
 		t.Fatalf("added %d rows, want 1000", n)

@@ -167,18 +167,18 @@ func shardsFor(rows uint64) int {
 	return insertShards
 }
 
-// insertShards runs query(filter) for n disjoint shards of response_key at
-// the same time. Each shard is idempotent on its own (its anti-join and
+// insertShards runs query(filter) for n disjoint shards of the key column
+// key (response_key, or its name in the stage's SELECT) at the same time. Each shard is idempotent on its own (its anti-join and
 // LIMIT 1 BY see every row of its keys), so a failure in one leaves a state
 // that running the window again completes.
-func (s *Store) insertShards(ctx context.Context, what string, n int, query func(filter string) string) error {
+func (s *Store) insertShards(ctx context.Context, what string, n int, key string, query func(filter string) string) error {
 	if n <= 1 {
 		return s.exec(ctx, what, query(""))
 	}
 	errs := make(chan error, n)
 	for i := range n {
 		go func() {
-			errs <- s.exec(ctx, fmt.Sprintf("%s (shard %d of %d)", what, i+1, n), query(fmt.Sprintf("`_key` %% %d = %d AND ", n, i)))
+			errs <- s.exec(ctx, fmt.Sprintf("%s (shard %d of %d)", what, i+1, n), query(fmt.Sprintf("%s %% %d = %d AND ", key, n, i)))
 		}()
 	}
 	var first error
