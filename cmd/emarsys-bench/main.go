@@ -68,6 +68,10 @@ type options struct {
 	workdir     string
 	batchRows   int
 	cpuProfile  string
+	keep        bool
+	etlOnly     bool
+	etlB        string
+	batchRowsB  int
 	serverPID   string
 }
 
@@ -85,6 +89,10 @@ func run() error {
 	flag.StringVar(&o.etl, "etl", "bin/emarsys-etl", "emarsys-etl binary")
 	flag.StringVar(&o.ch, "clickhouse", envOr("CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native address")
 	flag.StringVar(&o.client, "client", "clickhouse-client", "clickhouse-client binary")
+	flag.BoolVar(&o.etlOnly, "etl-only", false, "measure the etl alone (for tuning; prints no bench: line)")
+	flag.IntVar(&o.batchRowsB, "batch-rows-b", 0, "with --etl-b: clickhouse.batch_rows of the B runs")
+	flag.StringVar(&o.etlB, "etl-b", "", "with --etl-only: a second emarsys-etl build, run in alternation with --etl (A/B tuning)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the etl runs' databases (bench_etl_*) for a look afterwards")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "pass --cpuprofile to the first etl run (a Go CPU profile of the product)")
 	flag.StringVar(&o.serverPID, "server-pid-file", "", "pid file of the ClickHouse server on this host: each run also prints the server's CPU time")
 	flag.StringVar(&o.workdir, "workdir", ".local/bench", "folder for the FTP root and configs")
@@ -138,9 +146,10 @@ func run() error {
 	if o.serverPID != "" && serverCPU(o.serverPID) < 0 {
 		fmt.Printf("server_cpu: not measured: no running server's pid in %s (a server started elsewhere)\n", o.serverPID)
 	}
-	var etlT, clientT, ftpT []time.Duration
+	var etlT, clientT, ftpT, etlBT []time.Duration
 	var rss []int64
 	for i := range o.runs {
+		quiesce(o)
 		s0 := serverCPU(o.serverPID)
 		d, maxrss, cpu, err := runETL(o, wd, fs, pass, files, i)
 		if err != nil {
@@ -148,7 +157,26 @@ func run() error {
 		}
 		etlT, rss = append(etlT, d), append(rss, maxrss)
 		fmt.Printf("run %d etl               %8.2fs %10.0f rows/s  peak_rss=%.1f MiB  cpu=%.2fs%s\n", i+1, d.Seconds(), rate(o.rows, d), float64(maxrss)/(1<<20), cpu.Seconds(), serverCPUSince(o.serverPID, s0))
+		if o.etlOnly {
+			if o.etlB != "" {
+				ob := o
+				ob.etl = o.etlB
+				if o.batchRowsB > 0 {
+					ob.batchRows = o.batchRowsB
+				}
+				quiesce(o)
+				sb := serverCPU(o.serverPID)
+				d, _, cpu, err := runETL(ob, wd, fs, pass, files, i)
+				if err != nil {
+					return fmt.Errorf("etl-b run %d: %w", i+1, err)
+				}
+				etlBT = append(etlBT, d)
+				fmt.Printf("run %d etl-b             %8.2fs %10.0f rows/s  cpu=%.2fs%s\n", i+1, d.Seconds(), rate(o.rows, d), cpu.Seconds(), serverCPUSince(o.serverPID, sb))
+			}
+			continue
+		}
 
+		quiesce(o)
 		s0 = serverCPU(o.serverPID)
 		d, cpu, err = runClient(o, whole, i)
 		if err != nil {
@@ -163,6 +191,13 @@ func run() error {
 		}
 		ftpT = append(ftpT, d)
 		fmt.Printf("run %d ftp_read          %8.2fs %10.0f rows/s\n", i+1, d.Seconds(), rate(o.rows, d))
+	}
+	if o.etlOnly {
+		fmt.Printf("etl median %.2fs\n", median(etlT).Seconds())
+		if len(etlBT) > 0 {
+			fmt.Printf("etl-b median %.2fs\n", median(etlBT).Seconds())
+		}
+		return nil
 	}
 	e, c, f := median(etlT), median(clientT), median(ftpT)
 	peak := slices.Max(rss)
@@ -292,7 +327,9 @@ schedule:
 		return 0, 0, 0, err
 	}
 	defer store.Close()
-	defer chQuery(o, "DROP DATABASE IF EXISTS "+db, nil)
+	if !o.keep {
+		defer chQuery(o, "DROP DATABASE IF EXISTS "+db, nil)
+	}
 	contact, err := cfg.Export.ContactSchema()
 	if err != nil {
 		return 0, 0, 0, err
@@ -496,6 +533,20 @@ func serverCPUSince(pidFile string, s0 time.Duration) string {
 		return ""
 	}
 	return fmt.Sprintf("  server_cpu=%.2fs", (s1 - s0).Seconds())
+}
+
+// quiesce waits (up to a minute) until the server runs no merge: the parts
+// one measurement leaves behind are merged in the background, and that work
+// would otherwise be charged to the next measurement, etl or client alike.
+func quiesce(o options) {
+	host, port, _ := strings.Cut(o.ch, ":")
+	for range 600 {
+		out, err := exec.Command(o.client, "--host", host, "--port", port, "--query", "SELECT count() FROM system.merges").Output()
+		if err != nil || strings.TrimSpace(string(out)) == "0" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // chQuery runs one query with clickhouse-client, stdin as its data.

@@ -93,19 +93,47 @@ func unixDay(sec int64) string { return time.Unix(sec, 0).UTC().Format(time.Date
 
 // encoder buffers one stage column for a block. Buffers are preallocated to
 // the block size and never grow past it, so the pointers of the nullable
-// encoders (into their own value arrays) stay valid; nothing of the Row is
-// kept but string values, which Go never mutates.
+// encoders (into their own value arrays) stay valid. Nothing of the Row is
+// kept: its strings are copied (textArena), since the parser reuses them.
 type encoder interface {
 	add(v csvrows.Value) error
 	column() any // the slice handed to batch.Column(i).Append
 	reset()
 }
 
-type strEnc struct{ v []string }
+type strEnc struct {
+	v    []string
+	text textArena
+}
 
-func (e *strEnc) add(v csvrows.Value) error { e.v = append(e.v, v.S); return nil }
+func (e *strEnc) add(v csvrows.Value) error { e.v = append(e.v, e.text.keep(v.S)); return nil }
 func (e *strEnc) column() any               { return e.v }
-func (e *strEnc) reset()                    { e.v = e.v[:0] }
+func (e *strEnc) reset()                    { e.v = e.v[:0]; e.text.reset() }
+
+// textArena holds copies of a block's strings. The parser's strings last
+// only until the next row (csvrows.Parse), and a copy into an arena that
+// the next block reuses costs no allocation and no GC work, where a string
+// of its own per line made the GC the load's largest cost after parsing.
+// reset may reuse the bytes only once the block's strings are gone:
+// clickhouse-go copies a block's columns at Append, and the senders reset a
+// block only after that (stream.go).
+type textArena struct{ buf []byte }
+
+func (a *textArena) keep(s string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	if cap(a.buf)-len(a.buf) < len(s) {
+		// The strings made so far keep the old bytes alive; they are
+		// never written again.
+		a.buf = make([]byte, 0, max(2*cap(a.buf), len(s), 4<<10))
+	}
+	off := len(a.buf)
+	a.buf = append(a.buf, s...)
+	return unsafe.String(&a.buf[off], len(s))
+}
+
+func (a *textArena) reset() { a.buf = a.buf[:0] }
 
 // u64Enc is for UInt64 that may not be NULL (user_id: the parser rejects an empty one).
 type u64Enc struct{ v []uint64 }

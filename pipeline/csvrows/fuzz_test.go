@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // FuzzParse feeds random bytes to Parse with a fixed plan: it must not panic,
-// must keep Read = Loaded + Rejected, and every reject must be bytes of the
-// input, unchanged.
+// must keep Read = Loaded + Rejected, every reject must be bytes of the
+// input, unchanged, and a row is flagged InvalidUTF8 exactly when one of
+// its values is.
 func FuzzParse(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.csv")
 	for _, name := range files {
@@ -32,6 +34,13 @@ func FuzzParse(f *testing.F) {
 						t.Fatalf("row line %d after %d, %d values", r.Line, lastLine, len(r.Values))
 					}
 					lastLine = r.Line
+					invalid := false
+					for _, v := range r.Values {
+						invalid = invalid || !utf8.ValidString(v.S)
+					}
+					if r.InvalidUTF8 != invalid {
+						t.Fatalf("line %d: InvalidUTF8 %v, but a value's validity says %v", r.Line, r.InvalidUTF8, invalid)
+					}
 					return nil
 				},
 				func(r Reject) error {

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -71,8 +71,10 @@ var utf8BOM = []byte("\xef\xbb\xbf")
 //
 // Stats count records handed to a callback that returned nil, so Read =
 // Loaded + Rejected holds even when Parse stops early. The header line is not
-// counted. The Row passed to emit and its Values are reused for the next
-// record; the strings in it are not and may be kept.
+// counted. The Row passed to emit, its Values and the bytes of their
+// strings are reused for the next record: a caller that keeps a string
+// beyond emit copies it (strings.Clone, or bytes of its own). Rejects and
+// errors are the caller's to keep.
 func Parse(r io.Reader, o Options, emit func(*Row) error, reject func(Reject) error) (Stats, error) {
 	var st Stats
 	p, err := newParser(o)
@@ -90,7 +92,9 @@ func Parse(r io.Reader, o Options, emit func(*Row) error, reject func(Reject) er
 	rec := &recorder{src: src}
 	// Behaves as encoding/csv with FieldsPerRecord -1 (a wrong count is a
 	// reject, not a stop) and ReuseRecord, at about twice its speed.
-	var rr recordReader = newFastReader(rec, p.delim)
+	fr := newFastReader(rec, p.delim)
+	p.fr = fr
+	var rr recordReader = fr
 
 	var prev int64   // stream offset where the next record starts
 	var lastLine int // line of the last record read, for errors that stop the file
@@ -178,6 +182,7 @@ type parser struct {
 	delim  rune
 	clock  localClock
 	row    Row
+	fr     *fastReader // the reader, for what it knows of the last line; nil in typing benchmarks
 
 	// The export range in Unix seconds, when known (see Options.ExportRange).
 	rangeFrom, rangeTo int64
@@ -251,8 +256,15 @@ func (p *parser) checkHeader(got []string) error {
 	for i, f := range p.fields {
 		exp[i] = f.Name
 	}
-	return &HeaderMismatchError{Expected: exp, Got: slices.Clone(got), Column: col + 1}
+	g := make([]string, len(got))
+	for i, c := range got {
+		g[i] = strings.Clone(c) // got shares the reader's buffer
+	}
+	return &HeaderMismatchError{Expected: exp, Got: g, Column: col + 1}
 }
+
+// lineValid says that the last record is known to be valid UTF-8.
+func (p *parser) lineValid() bool { return p.fr != nil && p.fr.validUTF8 }
 
 // typeRecord fills p.row from one record and returns "" or the reason it
 // cannot be typed (the first problem found, naming the column).
@@ -261,13 +273,16 @@ func (p *parser) typeRecord(rec []string) string {
 		return fmt.Sprintf("expected %d fields, got %d", len(p.fields), len(rec))
 	}
 	p.row.InvalidUTF8 = false
+	// The reader checked the whole line at once where it could; a check per
+	// field cost more than splitting the line.
+	check := !p.lineValid()
 	vals := p.row.Values
 	for i, s := range rec {
 		v := &vals[i]
 		switch p.kinds[i] {
 		case colString:
 			*v = Value{S: s}
-			if !utf8.ValidString(s) {
+			if check && !utf8.ValidString(s) {
 				p.row.InvalidUTF8 = true
 			}
 		case colSource:
@@ -276,7 +291,7 @@ func (p *parser) typeRecord(rec []string) string {
 				return p.fields[i].Column + ": empty"
 			}
 			*v = Value{S: t}
-			if !utf8.ValidString(t) {
+			if check && !utf8.ValidString(t) {
 				p.row.InvalidUTF8 = true
 			}
 		case colUserID, colUInt:
