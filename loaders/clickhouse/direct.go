@@ -327,12 +327,21 @@ func (l *Load) endDirect(keep bool) error {
 	if keep && l.direct {
 		first = l.flushDirect()
 	}
+	keep = keep && first == nil
+	// Every INSERT is ended before any is waited for: the server writes an
+	// INSERT's last part only once it ends, and so the streams' last parts
+	// are written at once, one per core, not one after the other.
+	var ending []*stageStream
 	for i, st := range l.streams {
 		if st == nil {
 			continue
 		}
 		l.streams[i] = nil
-		if err := st.finish(keep && first == nil); err != nil && keep && first == nil {
+		st.end(keep)
+		ending = append(ending, st)
+	}
+	for _, st := range ending {
+		if err := st.wait(); err != nil && keep && first == nil {
 			first = fmt.Errorf("load %s %s: direct rows: %w", l.spec.Account, l.spec.WindowStart.UTC().Format(time.RFC3339), l.s.scrub(err))
 		}
 	}

@@ -144,8 +144,18 @@ func (st *stageStream) ship(b block) (block, error) {
 // finish ends the stream: keep sends the INSERT's end and waits for the
 // server to confirm every block; otherwise the INSERT is abandoned.
 func (st *stageStream) finish(keep bool) error {
+	st.end(keep)
+	return st.wait()
+}
+
+// end starts finishing the stream (see finish) without waiting for it.
+func (st *stageStream) end(keep bool) {
 	st.keep = keep
 	close(st.full)
+}
+
+// wait waits for a stream that end started finishing.
+func (st *stageStream) wait() error {
 	<-st.done
 	return st.failed()
 }
