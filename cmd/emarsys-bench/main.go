@@ -62,6 +62,8 @@ type options struct {
 	runs        int
 	windows     int
 	concurrency int
+	loads       int
+	loadsB      int
 	etl         string
 	ch          string
 	client      string
@@ -85,6 +87,8 @@ func run() error {
 	flag.IntVar(&o.runs, "runs", 3, "runs of each measurement, in alternation; the median is reported")
 	flag.IntVar(&o.windows, "windows", 1, "split the export into this many windows (files) for the etl run")
 	flag.IntVar(&o.concurrency, "concurrency", 2, "schedule.concurrency of the etl run when --windows > 1")
+	flag.IntVar(&o.loads, "loads", 0, "schedule.loads of the etl run (0: the product's default)")
+	flag.IntVar(&o.loadsB, "loads-b", 0, "with --etl-b: schedule.loads of the B runs")
 	flag.IntVar(&o.batchRows, "batch-rows", 0, "clickhouse.batch_rows of the etl run (0: the product's default)")
 	flag.StringVar(&o.etl, "etl", "bin/emarsys-etl", "emarsys-etl binary")
 	flag.StringVar(&o.ch, "clickhouse", envOr("CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native address")
@@ -164,14 +168,17 @@ func run() error {
 				if o.batchRowsB > 0 {
 					ob.batchRows = o.batchRowsB
 				}
+				if o.loadsB > 0 {
+					ob.loads = o.loadsB
+				}
 				quiesce(o)
 				sb := serverCPU(o.serverPID)
-				d, _, cpu, err := runETL(ob, wd, fs, pass, files, i)
+				d, maxrss, cpu, err := runETL(ob, wd, fs, pass, files, i)
 				if err != nil {
 					return fmt.Errorf("etl-b run %d: %w", i+1, err)
 				}
 				etlBT = append(etlBT, d)
-				fmt.Printf("run %d etl-b             %8.2fs %10.0f rows/s  cpu=%.2fs%s\n", i+1, d.Seconds(), rate(o.rows, d), cpu.Seconds(), serverCPUSince(o.serverPID, sb))
+				fmt.Printf("run %d etl-b             %8.2fs %10.0f rows/s  peak_rss=%.1f MiB  cpu=%.2fs%s\n", i+1, d.Seconds(), rate(o.rows, d), float64(maxrss)/(1<<20), cpu.Seconds(), serverCPUSince(o.serverPID, sb))
 			}
 			continue
 		}
@@ -280,6 +287,10 @@ func runETL(o options, wd string, fs *ftpd.Server, pass string, files []exportFi
 	if o.batchRows > 0 {
 		batch = fmt.Sprintf("\n  batch_rows: %d", o.batchRows)
 	}
+	loads := ""
+	if o.loads > 0 {
+		loads = fmt.Sprintf("\n  loads: %d", o.loads)
+	}
 	yaml := fmt.Sprintf(`account: %s
 timezone: Europe/Vienna
 emarsys:
@@ -304,8 +315,8 @@ http:
   listen: ""
 schedule:
   window: %s
-  concurrency: %d
-`, account, joinInts(contactFields), joinInts(analysisFields), fs.Host(), fs.Port(), ftpUser, o.ch, db, batch, window, o.concurrency)
+  concurrency: %d%s
+`, account, joinInts(contactFields), joinInts(analysisFields), fs.Host(), fs.Port(), ftpUser, o.ch, db, batch, window, o.concurrency, loads)
 	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) {
 		if k == "FTP_PASSWORD" {
 			return pass, true
