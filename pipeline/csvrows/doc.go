@@ -7,7 +7,9 @@
 // built from the export request, and each cell is typed by its field's
 // schema.Kind. A record that cannot be typed becomes a Reject holding its exact
 // bytes; only I/O errors, a header that contradicts the plan and callback
-// errors stop the file.
+// errors stop the file. A Row's strings are views of the read buffer, valid
+// until the callback returns: the parser allocates nothing per row, and a
+// consumer that keeps a value copies it.
 //
 // # Times
 //

@@ -55,7 +55,8 @@ type Value struct {
 	Null bool
 }
 
-// Row is one typed record. Values is aligned with Plan.Fields.
+// Row is one typed record. Values is aligned with Plan.Fields. Parse reuses
+// a Row and the bytes of its strings for the next record: copy what you keep.
 // A Row passed to a callback is only valid during the call: the parser reuses it.
 type Row struct {
 	Line        int  // line of the file where the record starts, 1 = first line
