@@ -259,9 +259,10 @@ func buildPlanSQL(spec LoadSpec, has map[string]bool) planSQL {
 }
 
 // Append adds one typed row. Rows are buffered column by column and sent
-// as a block every BatchRows rows. Nothing of r is kept after the call but
-// its string values, which are immutable in Go. After an error the Load
-// can only be aborted.
+// as a block every BatchRows rows. Nothing of r is kept after the call:
+// the parser reuses its strings' bytes for the next row (csvrows.Parse),
+// so the encoders copy them (textArena). After an error the Load can only
+// be aborted.
 func (l *Load) Append(r *csvrows.Row) error {
 	if l.done {
 		return errClosed

@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"io"
 	"math/bits"
+	"strings"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -157,7 +158,8 @@ func (f *fastReader) FieldPos(field int) (line, column int) {
 // InputOffset is the byte offset of the end of the last record read.
 func (f *fastReader) InputOffset() int64 { return f.off }
 
-// ReadAll completes gocsv's CSVReader interface.
+// ReadAll completes gocsv's CSVReader interface. Its records are kept, so
+// their strings are copies, not views of the read buffer.
 func (f *fastReader) ReadAll() ([][]string, error) {
 	var out [][]string
 	for {
@@ -168,7 +170,11 @@ func (f *fastReader) ReadAll() ([][]string, error) {
 		if err != nil {
 			return out, err
 		}
-		out = append(out, append([]string(nil), rec...))
+		kept := make([]string, len(rec))
+		for i, v := range rec {
+			kept[i] = strings.Clone(v)
+		}
+		out = append(out, kept)
 	}
 }
 

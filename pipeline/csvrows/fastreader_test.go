@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/gocarina/gocsv"
 )
 
 // readAllSteps reads every record of rr and describes each step: the
@@ -76,4 +78,38 @@ func FuzzFastReader(f *testing.F) {
 		checkSameAsCSV(t, data, ';')
 		checkSameAsCSV(t, data, ',')
 	})
+}
+
+// ReadAll keeps every record, so its strings must not be views of the
+// read buffer: over a file many buffers long, through gocsv as the
+// CSVReader seam would use it, the records equal encoding/csv's.
+func TestFastReaderReadAllKeepsRecords(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("a;b\n")
+	for i := range 20000 {
+		fmt.Fprintf(&b, "k%d;%s\n", i, strings.Repeat(string(rune('a'+i%26)), 5))
+	}
+	data := b.String()
+	want, err := stdReader([]byte(data), ';').ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := newFastReader(strings.NewReader(data), ';').ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("ReadAll differs from encoding/csv (first record %q, want %q)", got[0], want[0])
+	}
+	type rec struct {
+		A string `csv:"a"`
+		B string `csv:"b"`
+	}
+	var out []rec
+	if err := gocsv.UnmarshalCSV(newFastReader(strings.NewReader(data), ';'), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 20000 || out[0] != (rec{"k0", "aaaaa"}) || out[19999] != (rec{"k19999", strings.Repeat(string(rune('a'+19999%26)), 5)}) {
+		t.Fatalf("gocsv over the reader: %d records, first %+v, last %+v", len(out), out[0], out[len(out)-1])
+	}
 }
