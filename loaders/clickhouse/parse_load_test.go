@@ -25,12 +25,8 @@ type parsedRow struct {
 func TestParseIntoLoadRowByRow(t *testing.T) {
 	for _, direct := range []bool{true, false} {
 		t.Run(map[bool]string{true: "direct", false: "staged"}[direct], func(t *testing.T) {
-			s := newTestStore(t, 1000)
-			s.keysAgree = s.keysAgree && direct
-			ctx := testCtx(t)
-			if err := s.Migrate(ctx, nil); err != nil {
-				t.Fatal(err)
-			}
+			s, ctx := directStore(t, 1000)
+			s.keysAgree = direct // off: every row takes the stage
 			plan, err := csvrows.NewPlan(nil, []int{schema.AnalysisCampaignTitle, schema.AnalysisURL, schema.AnalysisTime}, nil)
 			if err != nil {
 				t.Fatal(err)
