@@ -2,8 +2,8 @@
 //
 // Parse streams one file: records are split exactly as encoding/csv splits
 // them (RFC 4180 quoting, CRLF or LF, a leading UTF-8 BOM skipped), by a
-// splitter of its own for lines without quotes and by encoding/csv for the
-// others (fastreader.go), columns are bound by position to a Plan
+// splitter of its own for records on one line (with or without quotes) and
+// by encoding/csv for the others (fastreader.go), columns are bound by position to a Plan
 // built from the export request, and each cell is typed by its field's
 // schema.Kind. A record that cannot be typed becomes a Reject holding its exact
 // bytes; only I/O errors, a header that contradicts the plan and callback

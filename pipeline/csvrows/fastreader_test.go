@@ -61,6 +61,11 @@ func TestFastReaderMatchesEncodingCSV(t *testing.T) {
 		"\n\na;b\n\n", ";;\n;\n", "a;\"b;c\";d\nx\n", "\"a\nb\";c\nd;e\n", "a;b\"c\nd\n", "\"a\"b;c\nd\n",
 		"\"unterminated;x\ny\n", "a;\"\"\n", "\"\"\"\";x\n", long + ";y\n" + long, "\"" + long + "\"\nz\n",
 		"h1;h2\n1;\"x\r\ny\"\r\n2;z\r\n", "a;b\n\r\n\"c\"\n", "\xff;\xfe\n",
+		// Quoted records on one line (splitQuoted) and the ones it leaves
+		// to encoding/csv.
+		"\"\"\n", "\"\";\"\"\n", "\"a\";\n", "\"a;b\";\"c\"\"d\";e\r\n", "\"a\"\"\"\n", "\"a\"\"\";x\n",
+		"\"a\" ;b\n", " \"a\";b\n", "\"a\"\r", "\"a\"\rb\n", "\"a\rb\";c\n", "x;\"y\"", "\"\"\"\n\"\n",
+		"\"a\"\"b\"\"c\";\"\xff\"\n", "a;b\";c\n", "\"a\"\"\n", "\"" + long + "\"\"x\";y\n",
 	} {
 		for _, comma := range []rune{';', ','} {
 			checkSameAsCSV(t, []byte(in), comma)
