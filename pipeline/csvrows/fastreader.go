@@ -88,8 +88,8 @@ func (f *fastReader) readLine() ([]byte, error) {
 }
 
 // Read returns the next record, as (*csv.Reader).Read does, but for one
-// thing: the strings of a record without quotes are valid only until the
-// next call (Parse's contract with its callers).
+// thing: the strings of a record the splitter cut itself are valid only
+// until the next call (Parse's contract with its callers).
 func (f *fastReader) Read() ([]string, error) {
 	for {
 		line, err := f.readLine()
