@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -102,9 +103,13 @@ func parseHolder(h string) (host string, pid int, ok bool) {
 type HeldLease struct {
 	Holder string
 	cancel context.CancelCauseFunc
-	done   chan struct{}
+	done   chan struct{} // closed when renewing has ended, or will never start
 	store  *chstore.Store
 	acct   string
+
+	once    sync.Once
+	settled error // Confirm's answer, once known
+	confirm func() error
 }
 
 // HoldLease claims the account's lease for holder (HolderID() when empty)
@@ -113,6 +118,17 @@ type HeldLease struct {
 // before it expired: everything running under it must stop, since another
 // instance may take over. A lease held by someone else is a
 // *chstore.LeaseHeldError naming the holder and the expiry.
+//
+// The claim is confirmed only when it is read back after the settle time
+// (chstore.ClaimLease): HoldLease returns as soon as it is written and
+// confirms it in the background, and the Runner waits for that (Confirm)
+// before its first ledger write, export request or commit, so that
+// fetching and streaming a file overlap the wait (0.3 s of every run).
+// Losing a race ends the context with the *chstore.LeaseHeldError as its
+// cause. Two instances that race may both create a window's staging
+// tables meanwhile; the loser never commits, and the winner's checks
+// (rows sent = rows in the shadow) catch any interference, which a retry
+// of the window repairs.
 func (r *Runner) HoldLease(ctx context.Context, holder string, ttl time.Duration) (context.Context, *HeldLease, error) {
 	if holder == "" {
 		holder = HolderID()
@@ -122,61 +138,93 @@ func (r *Runner) HoldLease(ctx context.Context, holder string, ttl time.Duration
 	}
 	acct := r.Cfg.Account
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	l, err := r.Store.AcquireLease(actx, acct, holder, chstore.LeaseOptions{TTL: ttl, Stale: DeadLocalHolder})
+	_, confirm, err := r.Store.ClaimLease(actx, acct, holder, chstore.LeaseOptions{TTL: ttl, Stale: DeadLocalHolder})
 	cancel()
 	if err != nil {
 		return nil, nil, fmt.Errorf("take the lease of account %s: %w", acct, err)
 	}
 	runCtx, stop := context.WithCancelCause(ctx)
 	h := &HeldLease{Holder: holder, cancel: stop, done: make(chan struct{}), store: r.Store, acct: acct}
-	r.Log.Info("lease taken", "account", acct, "holder", holder, "expires", l.ExpiresAt)
-	go func() {
-		defer close(h.done)
-		expires := l.ExpiresAt
-		every := ttl / 3
-		for {
+	h.confirm = func() error {
+		cctx, cancel := context.WithTimeout(runCtx, 30*time.Second)
+		l, err := confirm(cctx)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("take the lease of account %s: %w", acct, err)
+			stop(err)
+			close(h.done)
+			return err
+		}
+		r.Log.Info("lease taken", "account", acct, "holder", holder, "expires", l.ExpiresAt)
+		go r.renew(runCtx, h, stop, l.ExpiresAt, ttl)
+		return nil
+	}
+	r.confirmLease = h.Confirm
+	// Confirmed in the background too, so that an idle daemon renews its
+	// lease (and learns of a lost race) as before.
+	go h.Confirm()
+	return runCtx, h, nil
+}
+
+// Confirm waits until the claim is known to be held (see HoldLease); it
+// answers the same to every call, at once after the first.
+func (h *HeldLease) Confirm() error {
+	h.once.Do(func() { h.settled = h.confirm() })
+	return h.settled
+}
+
+// renew keeps h's lease alive until ctx ends, then closes h.done.
+func (r *Runner) renew(runCtx context.Context, h *HeldLease, stop context.CancelCauseFunc, expires time.Time, ttl time.Duration) {
+	defer close(h.done)
+	acct, holder := h.acct, h.Holder
+	every := ttl / 3
+	for {
+		select {
+		case <-runCtx.Done():
+			return
+		case <-time.After(every):
+		}
+		// Renew with bounded retries; give up only when the lease is
+		// lost or expiry comes first, so a short ClickHouse restart is
+		// survived.
+		for attempt := 0; ; attempt++ {
+			rctx, cancel := context.WithDeadline(runCtx, expires)
+			nl, err := r.Store.RenewLease(rctx, acct, holder, ttl)
+			cancel()
+			if err == nil {
+				expires = nl.ExpiresAt
+				break
+			}
+			if runCtx.Err() != nil {
+				return
+			}
+			if errors.Is(err, chstore.ErrLeaseLost) || !time.Now().Before(expires) {
+				r.Log.Error("lease lost: stopping", "account", acct, "holder", holder, "err", err)
+				stop(fmt.Errorf("lease of account %s: %w", acct, err))
+				return
+			}
+			d := min(time.Duration(200<<min(attempt, 5))*time.Millisecond, time.Until(expires))
+			d += time.Duration(rand.Int64N(int64(d)/2 + 1))
+			r.Log.Warn("renew lease failed, retrying", "account", acct, "backoff", d, "err", err)
 			select {
 			case <-runCtx.Done():
 				return
-			case <-time.After(every):
-			}
-			// Renew with bounded retries; give up only when the lease is
-			// lost or expiry comes first, so a short ClickHouse restart is
-			// survived.
-			for attempt := 0; ; attempt++ {
-				rctx, cancel := context.WithDeadline(runCtx, expires)
-				nl, err := r.Store.RenewLease(rctx, acct, holder, ttl)
-				cancel()
-				if err == nil {
-					expires = nl.ExpiresAt
-					break
-				}
-				if runCtx.Err() != nil {
-					return
-				}
-				if errors.Is(err, chstore.ErrLeaseLost) || !time.Now().Before(expires) {
-					r.Log.Error("lease lost: stopping", "account", acct, "holder", holder, "err", err)
-					stop(fmt.Errorf("lease of account %s: %w", acct, err))
-					return
-				}
-				d := min(time.Duration(200<<min(attempt, 5))*time.Millisecond, time.Until(expires))
-				d += time.Duration(rand.Int64N(int64(d)/2 + 1))
-				r.Log.Warn("renew lease failed, retrying", "account", acct, "backoff", d, "err", err)
-				select {
-				case <-runCtx.Done():
-					return
-				case <-time.After(d):
-				}
+			case <-time.After(d):
 			}
 		}
-	}()
-	return runCtx, h, nil
+	}
 }
 
 // Release stops renewing and gives the lease up so the next instance can
 // start at once (without waiting for the expiry).
 func (h *HeldLease) Release(ctx context.Context) error {
 	h.cancel(errors.New("lease released"))
+	// A claim never confirmed has no renewal to wait for; it is withdrawn
+	// all the same (ReleaseLease does nothing when it is not ours).
+	h.once.Do(func() {
+		h.settled = errors.New("lease released before it was confirmed")
+		close(h.done)
+	})
 	<-h.done
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

@@ -190,6 +190,9 @@ func TestLeaseLostStopsTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Release(ctx)
+	if err := l.Confirm(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := h.Store.AcquireLease(ctx, h.Cfg.Account, "intruder pid=1", chstore.LeaseOptions{TTL: time.Minute,
 		Stale: func(string) bool { return true }}); err != nil {
 		t.Fatal(err)
@@ -201,6 +204,45 @@ func TestLeaseLostStopsTheRun(t *testing.T) {
 	}
 	if cause := context.Cause(run); !errors.Is(cause, chstore.ErrLeaseLost) {
 		t.Fatalf("cause %v, want ErrLeaseLost", cause)
+	}
+}
+
+// A claim overtaken before it is confirmed (a race lost during the settle
+// time, which overlaps the start of the work): the run's context ends with
+// the holder named, and the Runner writes nothing to the ledger.
+func TestLeaseRaceLostBeforeConfirm(t *testing.T) {
+	h := pipelinetest.New(t, pipelinetest.Options{})
+	ctx := t.Context()
+	run, l, err := h.Runner.HoldLease(ctx, "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(ctx)
+	// The intruder's claim lands within our settle time (it takes the
+	// lease as stale, as if its read had come before our write).
+	if _, err := h.Store.AcquireLease(ctx, h.Cfg.Account, "intruder pid=1", chstore.LeaseOptions{TTL: time.Minute,
+		Stale: func(string) bool { return true }}); err != nil {
+		t.Fatal(err)
+	}
+	var held *chstore.LeaseHeldError
+	if err := l.Confirm(); !errors.As(err, &held) || held.Lease.Holder != "intruder pid=1" {
+		t.Fatalf("confirm: %v, want the lease held by the intruder", err)
+	}
+	<-run.Done()
+	if !errors.As(context.Cause(run), &held) {
+		t.Fatalf("cause %v, want a LeaseHeldError", context.Cause(run))
+	}
+	w := pipeline.Window{Start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 3, 1, 1, 0, 0, 0, time.UTC)}
+	res := h.Runner.Run(ctx, w) // not run: the lease check itself must stop it
+	if res.Err == nil {
+		t.Fatal("a window ran under a lease lost before its confirmation")
+	}
+	recs, err := h.Store.Windows(ctx, h.Cfg.Account, w.Start, w.End)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 0 {
+		t.Fatalf("the ledger was written under a lost lease: %+v", recs)
 	}
 }
 

@@ -71,6 +71,9 @@ type Runner struct {
 	// Notify, when set with notify.public_url, gives each export request a
 	// notification_url whose call wakes the waiting window.
 	Notify *notify.Registry
+
+	// confirmLease is the held lease's Confirm, set by HoldLease.
+	confirmLease func() error
 }
 
 // Result is the outcome of one window.
@@ -227,6 +230,9 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 				if token != "" {
 					req.NotificationURL = notify.URL(r.Cfg.Notify.PublicURL, token)
 				}
+			}
+			if err := r.leaseHeld(); err != nil {
+				return result(rec, err)
 			}
 			id, err := r.API.StartResponsesExport(ctx, req)
 			if errors.Is(err, emarsys.ErrAlreadyRunning) {
@@ -526,6 +532,9 @@ func (r *Runner) afterLoad(ctx context.Context, w Window, rec chstore.WindowReco
 }
 
 func (r *Runner) save(ctx context.Context, rec *chstore.WindowRecord) error {
+	if err := r.leaseHeld(); err != nil {
+		return err
+	}
 	rec.Account = r.Cfg.Account
 	// The ledger write must land even when a stop was requested, or the state is lost.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -537,6 +546,15 @@ func (r *Runner) save(ctx context.Context, rec *chstore.WindowRecord) error {
 		r.OnSave(*rec)
 	}
 	return nil
+}
+
+// leaseHeld returns once the account's lease is confirmed (HoldLease), or
+// why it is not held; nil when the Runner runs without a lease (tests).
+func (r *Runner) leaseHeld() error {
+	if r.confirmLease == nil {
+		return nil
+	}
+	return r.confirmLease()
 }
 
 // RunAll runs windows with up to n at a time, in order of start. Once a

@@ -171,6 +171,16 @@ func runAccounts(ctx context.Context, cfgs []*config.Config, store *chstore.Stor
 		}()
 	}
 	wg.Wait()
+	for i, a := range accts {
+		// A claim that lost a race to another instance is found out at its
+		// confirmation, after the start (pipeline.HoldLease): the account
+		// is busy, as when the lease is held at the start.
+		var held *chstore.LeaseHeldError
+		if a.runCtx != nil && codes[i] != exitOK && errors.As(context.Cause(a.runCtx), &held) {
+			fmt.Fprintf(stderr, "emarsys-etl: %v\n", context.Cause(a.runCtx))
+			codes[i] = exitBusy
+		}
+	}
 	if !multi {
 		return codes[0]
 	}

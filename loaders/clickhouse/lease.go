@@ -92,11 +92,27 @@ func (s *Store) writeLease(ctx context.Context, l Lease) error {
 // lease table is replicated and read on the connected server, so every
 // instance of an account must connect to the same server: README, Cluster mode).
 func (s *Store) AcquireLease(ctx context.Context, account, holder string, o LeaseOptions) (Lease, error) {
+	cur, confirm, err := s.ClaimLease(ctx, account, holder, o)
+	if err != nil {
+		return cur, err
+	}
+	return confirm(ctx)
+}
+
+// ClaimLease is AcquireLease in two steps. It reads and writes the claim
+// and returns at once with confirm, which waits out what is left of Settle
+// since the write and reads the claim back: the lease is held only once
+// confirm returns nil (else a *LeaseHeldError, or the reason it could not
+// tell). Until then a racing instance may hold it, so the caller does
+// nothing that another instance reads or that cannot be undone (ledger
+// writes, commits, export requests); work on its own behalf, such as
+// streaming a file, may overlap the wait.
+func (s *Store) ClaimLease(ctx context.Context, account, holder string, o LeaseOptions) (Lease, func(context.Context) (Lease, error), error) {
 	if holder == "" {
-		return Lease{}, fmt.Errorf("acquire lease of account %s: holder is empty", account)
+		return Lease{}, nil, fmt.Errorf("acquire lease of account %s: holder is empty", account)
 	}
 	if o.TTL < 2*time.Second {
-		return Lease{}, fmt.Errorf("acquire lease of account %s: ttl %s is shorter than 2s", account, o.TTL)
+		return Lease{}, nil, fmt.Errorf("acquire lease of account %s: ttl %s is shorter than 2s", account, o.TTL)
 	}
 	if o.Settle <= 0 {
 		o.Settle = 300 * time.Millisecond
@@ -104,35 +120,39 @@ func (s *Store) AcquireLease(ctx context.Context, account, holder string, o Leas
 	t0 := time.Now()
 	cur, err := s.ReadLease(ctx, account)
 	if err != nil {
-		return Lease{}, err
+		return Lease{}, nil, err
 	}
 	if !cur.Free(time.Now()) && cur.Holder != holder && (o.Stale == nil || !o.Stale(cur.Holder)) {
-		return cur, &LeaseHeldError{Lease: cur}
+		return cur, nil, &LeaseHeldError{Lease: cur}
 	}
 	mine := Lease{Account: account, Holder: holder, ExpiresAt: leaseExpiry(time.Now(), o.TTL)}
 	if err := s.writeLease(ctx, mine); err != nil {
-		return Lease{}, err
+		return Lease{}, nil, err
 	}
-	if time.Since(t0) > o.Settle {
+	written := time.Now()
+	if written.Sub(t0) > o.Settle {
 		// Someone may have claimed between our read and our write, later
 		// than their own read-back: withdraw and report busy.
 		_ = s.ReleaseLease(context.WithoutCancel(ctx), account, holder)
-		return Lease{}, fmt.Errorf("acquire lease of account %s: the claim took %s, longer than %s: ClickHouse is slow, try again",
-			account, time.Since(t0).Round(time.Millisecond), o.Settle)
+		return Lease{}, nil, fmt.Errorf("acquire lease of account %s: the claim took %s, longer than %s: ClickHouse is slow, try again",
+			account, written.Sub(t0).Round(time.Millisecond), o.Settle)
 	}
-	select {
-	case <-ctx.Done():
-		return Lease{}, fmt.Errorf("acquire lease of account %s: %w", account, ctx.Err())
-	case <-time.After(o.Settle):
+	confirm := func(ctx context.Context) (Lease, error) {
+		select {
+		case <-ctx.Done():
+			return Lease{}, fmt.Errorf("acquire lease of account %s: %w", account, ctx.Err())
+		case <-time.After(time.Until(written.Add(o.Settle))):
+		}
+		back, err := s.ReadLease(ctx, account)
+		if err != nil {
+			return Lease{}, err
+		}
+		if back.Holder != holder {
+			return back, &LeaseHeldError{Lease: back}
+		}
+		return back, nil
 	}
-	back, err := s.ReadLease(ctx, account)
-	if err != nil {
-		return Lease{}, err
-	}
-	if back.Holder != holder {
-		return back, &LeaseHeldError{Lease: back}
-	}
-	return back, nil
+	return mine, confirm, nil
 }
 
 // RenewLease extends holder's lease by ttl from now. It returns ErrLeaseLost
