@@ -373,3 +373,36 @@ func TestDirectNonUTCEventDate(t *testing.T) {
 		t.Fatalf("the same response stored %d times", got)
 	}
 }
+
+// Unique openers and clickers count contact ids exactly, also ids past
+// 2^32 whose low 32 bits equal a smaller id's (distinctUsers).
+func TestAggregatesCountLargeIDs(t *testing.T) {
+	s, ctx := directStore(t, 10)
+	plan := directPlan(t)
+	ws := testBase
+	spec := LoadSpec{Account: "a", WindowStart: ws, WindowEnd: ws.Add(time.Hour), ExportID: 1, Plan: plan}
+	cid := uint64(9)
+	var rows []rv
+	for i, u := range []uint64{5, 5 + 1<<32, 7, 7, 1 << 40} {
+		for _, src := range []string{"open", "click"} {
+			rows = append(rows, rv{user: u, source: src, title: "T", url: "https://x/", link: "L", at: ws.Add(time.Duration(i) * time.Minute), cid: &cid})
+		}
+	}
+	l := begin(t, s, ctx, spec, rows)
+	if _, err := l.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RefreshAggregates(ctx, "a", spec.WindowStart, spec.WindowEnd); err != nil {
+		t.Fatal(err)
+	}
+	var openers, clickers, linkClickers uint64
+	if err := s.conn.QueryRow(ctx, "SELECT unique_openers, unique_clickers FROM "+s.table("campaign_daily")+" WHERE campaign_id = 9").Scan(&openers, &clickers); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.conn.QueryRow(ctx, "SELECT unique_clickers FROM "+s.table("link_daily")+" WHERE url = 'https://x/'").Scan(&linkClickers); err != nil {
+		t.Fatal(err)
+	}
+	if openers != 4 || clickers != 4 || linkClickers != 4 {
+		t.Fatalf("unique openers %d, clickers %d, link clickers %d; want 4 each (5, 5+2^32, 7, 2^40)", openers, clickers, linkClickers)
+	}
+}
