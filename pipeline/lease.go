@@ -151,6 +151,7 @@ func (r *Runner) HoldLease(ctx context.Context, holder string, ttl time.Duration
 		cancel()
 		if err != nil {
 			err = fmt.Errorf("take the lease of account %s: %w", acct, err)
+			r.Log.Error("lease not confirmed: stopping", "account", acct, "holder", holder, "err", err)
 			stop(err)
 			close(h.done)
 			return err

@@ -128,7 +128,7 @@ func LoadFile(ctx context.Context, base *Runner, m ManualLoad) (Result, error) {
 		return Result{}, fmt.Errorf("load %s: fields: %w (check --fields or export.contact_fields)", m.Path, err)
 	}
 	r := &Runner{Cfg: &cfg, Source: LocalFile{Path: m.Path}, Store: base.Store, Log: base.Log, Plan: plan,
-		OnSave: base.OnSave, AfterLoad: base.AfterLoad, RetryBase: base.RetryBase}
+		OnSave: base.OnSave, AfterLoad: base.AfterLoad, RetryBase: base.RetryBase, confirmLease: base.confirmLease}
 
 	w, sum, first, err := r.scanFile(ctx, m.Path)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emarsys-etl/emarsys-etl/cmd/emarsys-sim/sim"
+	chstore "github.com/emarsys-etl/emarsys-etl/loaders/clickhouse"
 	"github.com/emarsys-etl/emarsys-etl/pipeline"
 	"github.com/emarsys-etl/emarsys-etl/pipeline/pipelinetest"
 )
@@ -221,5 +222,35 @@ func TestLoadFileOtherKeyFields(t *testing.T) {
 		if got := h.Count("SELECT count() FROM {db}.email_responses"); got != n {
 			t.Fatalf("fields %v: %d rows after the file, want %d", c.fields, got, n)
 		}
+	}
+}
+
+// A manual load waits for the lease like a window does: under a claim that
+// lost the race before its confirmation it stores nothing and writes no
+// ledger entry.
+func TestLoadFileWaitsForTheLease(t *testing.T) {
+	h := pipelinetest.New(t, pipelinetest.Options{})
+	from := time.Date(2026, 11, 8, 8, 0, 0, 0, time.UTC)
+	path, _ := writeExport(t, h, "by hand.csv", from, from.Add(time.Hour), sim.CSVOptions{ContactFields: h.Cfg.Export.ContactFields,
+		AnalysisFields: h.Cfg.Export.AnalysisFields, Delimiter: ';', Header: true}, 0)
+	ctx := t.Context()
+	_, l, err := h.Runner.HoldLease(ctx, "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(ctx)
+	if _, err := h.Store.AcquireLease(ctx, h.Cfg.Account, "intruder pid=1", chstore.LeaseOptions{TTL: time.Minute,
+		Stale: func(string) bool { return true }}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := pipeline.LoadFile(ctx, h.Runner, pipeline.ManualLoad{Path: path})
+	if err == nil && res.Err == nil {
+		t.Fatalf("a manual load ran under a lease lost before its confirmation: %+v", res)
+	}
+	if n := h.Count("SELECT count() FROM {db}.email_responses"); n != 0 {
+		t.Errorf("%d rows stored under a lost lease", n)
+	}
+	if n := h.Count("SELECT count() FROM {db}.etl_windows"); n != 0 {
+		t.Errorf("%d ledger rows written under a lost lease", n)
 	}
 }

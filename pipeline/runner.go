@@ -371,6 +371,9 @@ func (r *Runner) run(ctx context.Context, w Window) Result {
 			log.Info("window loaded", "export_id", rec.ExportID, "read", st.Read, "loaded", st.Loaded,
 				"new", newRows, "rejected", st.Rejected, "load_s", roundSec(loadTime), "after_load_s", roundSec(time.Since(t1)))
 		case StateLoaded:
+			if err := r.leaseHeld(); err != nil {
+				return result(rec, err)
+			}
 			if err := r.Source.Finish(ctx, rec.FileName); err != nil {
 				// The rows are safe; a file left behind is worth a warning, not a failed window.
 				log.Warn("after-load action on the export file failed", "export_id", rec.ExportID, "file", rec.FileName, "err", err)

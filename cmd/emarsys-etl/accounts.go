@@ -145,7 +145,11 @@ func runAccounts(ctx context.Context, cfgs []*config.Config, store *chstore.Stor
 	}
 
 	if *m.manual.path != "" {
-		return runLoadFile(accts[0].runCtx, accts[0].runner, m.manual, stdout, log)
+		code := runLoadFile(accts[0].runCtx, accts[0].runner, m.manual, stdout, log)
+		if busy := leaseRaceLost(accts[0].runCtx, stderr); busy {
+			return exitBusy
+		}
+		return code
 	}
 	out := stdout
 	if multi {
@@ -172,12 +176,7 @@ func runAccounts(ctx context.Context, cfgs []*config.Config, store *chstore.Stor
 	}
 	wg.Wait()
 	for i, a := range accts {
-		// A claim that lost a race to another instance is found out at its
-		// confirmation, after the start (pipeline.HoldLease): the account
-		// is busy, as when the lease is held at the start.
-		var held *chstore.LeaseHeldError
-		if a.runCtx != nil && codes[i] != exitOK && errors.As(context.Cause(a.runCtx), &held) {
-			fmt.Fprintf(stderr, "emarsys-etl: %v\n", context.Cause(a.runCtx))
+		if a.runCtx != nil && leaseRaceLost(a.runCtx, stderr) {
 			codes[i] = exitBusy
 		}
 	}
@@ -268,6 +267,19 @@ func runAccount(ctx context.Context, a *account, store *chstore.Store, m mode, o
 		}
 		return exitOK
 	}
+}
+
+// leaseRaceLost reports, and tells stderr, that the account's claim lost a
+// race to another instance, found out at its confirmation after the start
+// (pipeline.HoldLease): the account is busy, as when the lease is held at
+// the start, whatever the run did meanwhile (it wrote nothing).
+func leaseRaceLost(runCtx context.Context, stderr io.Writer) bool {
+	var held *chstore.LeaseHeldError
+	if !errors.As(context.Cause(runCtx), &held) {
+		return false
+	}
+	fmt.Fprintf(stderr, "emarsys-etl: %v\n", context.Cause(runCtx))
+	return true
 }
 
 // lockedWriter serialises writes from several goroutines.

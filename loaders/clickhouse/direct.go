@@ -398,6 +398,9 @@ func (l *Load) commitDirect(ctx context.Context, what string) (uint64, error) {
 		// the next attempt finds the range non-empty and takes the
 		// anti-join below, which adds exactly the rest.
 		attached := true
+		if testBeforeAttach != nil {
+			testBeforeAttach(l)
+		}
 		for _, p := range parts {
 			if err := s.exec(ctx, what+": attach partition "+p, fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION ID %s FROM %s", s.table(factTable), quoteString(p), l.shadow)); err != nil {
 				if ctx.Err() != nil {
@@ -411,6 +414,17 @@ func (l *Load) commitDirect(ctx context.Context, what string) (uint64, error) {
 			}
 		}
 		if attached {
+			// The outcome, not only the plan: the range must hold the
+			// shadow's rows now. A shadow dropped and made again between
+			// the checks above and the attach (by an instance that lost
+			// the lease race, pipeline.HoldLease) would attach nothing.
+			var got uint64
+			if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table(factTable)+" WHERE "+inRange).Scan(&got); err != nil {
+				return 0, s.scrub(fmt.Errorf("%s: count attached rows: %w", what, err))
+			}
+			if got != keys {
+				return 0, fmt.Errorf("%s: after the attach the window holds %d rows, not the shadow's %d: the shadow table changed during the commit; load the window again", what, got, keys)
+			}
 			return keys, nil
 		}
 	}
@@ -431,8 +445,30 @@ func (l *Load) commitDirect(ctx context.Context, what string) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
+		if err := l.sourceUnchanged(ctx, what, l.shadow, inShadow); err != nil {
+			return 0, err
+		}
 	}
 	return fresh, nil
+}
+
+// testBeforeAttach, set by tests only, runs between the commit's checks and
+// its ATTACH: where another instance's DDL could land.
+var testBeforeAttach func(*Load)
+
+// sourceUnchanged checks, after rows were copied from table, that it still
+// holds the rows counted before: a staging table dropped and made again
+// meanwhile (by an instance that lost the lease race, pipeline.HoldLease)
+// would have given fewer rows than were counted as new.
+func (l *Load) sourceUnchanged(ctx context.Context, what, table string, want uint64) error {
+	var n uint64
+	if err := l.s.conn.QueryRow(ctx, "SELECT count() FROM "+table).Scan(&n); err != nil {
+		return l.s.scrub(fmt.Errorf("%s: count %s again: %w", what, table, err))
+	}
+	if n != want {
+		return fmt.Errorf("%s: %s holds %d rows, %d when the new rows were counted: it changed during the commit; load the window again", what, table, n, want)
+	}
+	return nil
 }
 
 // shadowPartitions lists the partition ids the shadow table has rows in.

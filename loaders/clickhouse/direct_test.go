@@ -406,3 +406,36 @@ func TestAggregatesCountLargeIDs(t *testing.T) {
 		t.Fatalf("unique openers %d, clickers %d, link clickers %d; want 4 each (5, 5+2^32, 7, 2^40)", openers, clickers, linkClickers)
 	}
 }
+
+// A shadow dropped and made again between the commit's checks and its
+// ATTACH (what an instance that lost the lease race could do while its
+// read-back is slow) attaches nothing: the commit must fail, not report
+// the rows as stored, and the next load of the window stores them all.
+func TestDirectShadowReplacedBeforeAttach(t *testing.T) {
+	s, ctx := directStore(t, 10)
+	plan := directPlan(t)
+	spec := LoadSpec{Account: "a", WindowStart: testBase, WindowEnd: testBase.Add(time.Hour), ExportID: 1, Plan: plan}
+	rows := monthRows(testBase, 40)
+	l := begin(t, s, ctx, spec, rows)
+	testBeforeAttach = func(l *Load) {
+		if err := s.exec(ctx, "replace shadow", "DROP TABLE "+l.shadow); err != nil {
+			t.Error(err)
+		}
+		if err := s.exec(ctx, "replace shadow", "CREATE TABLE "+l.shadow+" AS "+s.table(factTable)); err != nil {
+			t.Error(err)
+		}
+	}
+	_, err := l.Commit(ctx)
+	testBeforeAttach = nil
+	if err == nil || !strings.Contains(err.Error(), "changed during the commit") {
+		t.Fatalf("commit over a replaced shadow: %v", err)
+	}
+	l.Abort(ctx)
+	l = begin(t, s, ctx, spec, rows)
+	if _, err := l.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, keys := factCount(t, s, ctx); got != 40 || keys != 40 {
+		t.Fatalf("after the retry %d rows, %d keys; want 40", got, keys)
+	}
+}

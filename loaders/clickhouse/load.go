@@ -499,6 +499,9 @@ func (l *Load) Commit(ctx context.Context) (rowsNew uint64, err error) {
 			}); err != nil {
 				return 0, err
 			}
+			if err := l.sourceUnchanged(ctx, what, l.stage, staged); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if stagedRejects > 0 {
