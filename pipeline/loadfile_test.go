@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/emarsys-etl/emarsys-etl/cmd/emarsys-sim/sim"
-	chstore "github.com/emarsys-etl/emarsys-etl/loaders/clickhouse"
 	"github.com/emarsys-etl/emarsys-etl/pipeline"
 	"github.com/emarsys-etl/emarsys-etl/pipeline/pipelinetest"
 )
@@ -234,15 +233,7 @@ func TestLoadFileWaitsForTheLease(t *testing.T) {
 	path, _ := writeExport(t, h, "by hand.csv", from, from.Add(time.Hour), sim.CSVOptions{ContactFields: h.Cfg.Export.ContactFields,
 		AnalysisFields: h.Cfg.Export.AnalysisFields, Delimiter: ';', Header: true}, 0)
 	ctx := t.Context()
-	_, l, err := h.Runner.HoldLease(ctx, "", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release(ctx)
-	if _, err := h.Store.AcquireLease(ctx, h.Cfg.Account, "intruder pid=1", chstore.LeaseOptions{TTL: time.Minute,
-		Stale: func(string) bool { return true }}); err != nil {
-		t.Fatal(err)
-	}
+	holdOvertaken(t, h)
 	res, err := pipeline.LoadFile(ctx, h.Runner, pipeline.ManualLoad{Path: path})
 	if err == nil && res.Err == nil {
 		t.Fatalf("a manual load ran under a lease lost before its confirmation: %+v", res)

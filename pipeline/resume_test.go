@@ -207,23 +207,32 @@ func TestLeaseLostStopsTheRun(t *testing.T) {
 	}
 }
 
+// holdOvertaken holds the harness account's lease and lets an intruder's
+// claim land within its settle time (taking the lease as stale, as if its
+// read had come before our write), so that the claim is lost at its
+// confirmation. The lease is released at the end of the test.
+func holdOvertaken(t *testing.T, h *pipelinetest.Harness) (context.Context, *pipeline.HeldLease) {
+	t.Helper()
+	ctx := t.Context()
+	run, l, err := h.Runner.HoldLease(ctx, "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Release(context.Background()) })
+	if _, err := h.Store.AcquireLease(ctx, h.Cfg.Account, "intruder pid=1", chstore.LeaseOptions{TTL: time.Minute,
+		Stale: func(string) bool { return true }}); err != nil {
+		t.Fatal(err)
+	}
+	return run, l
+}
+
 // A claim overtaken before it is confirmed (a race lost during the settle
 // time, which overlaps the start of the work): the run's context ends with
 // the holder named, and the Runner writes nothing to the ledger.
 func TestLeaseRaceLostBeforeConfirm(t *testing.T) {
 	h := pipelinetest.New(t, pipelinetest.Options{})
 	ctx := t.Context()
-	run, l, err := h.Runner.HoldLease(ctx, "", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release(ctx)
-	// The intruder's claim lands within our settle time (it takes the
-	// lease as stale, as if its read had come before our write).
-	if _, err := h.Store.AcquireLease(ctx, h.Cfg.Account, "intruder pid=1", chstore.LeaseOptions{TTL: time.Minute,
-		Stale: func(string) bool { return true }}); err != nil {
-		t.Fatal(err)
-	}
+	run, l := holdOvertaken(t, h)
 	var held *chstore.LeaseHeldError
 	if err := l.Confirm(); !errors.As(err, &held) || held.Lease.Holder != "intruder pid=1" {
 		t.Fatalf("confirm: %v, want the lease held by the intruder", err)
