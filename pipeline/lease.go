@@ -126,9 +126,10 @@ type HeldLease struct {
 // fetching and streaming a file overlap the wait (0.3 s of every run).
 // Losing a race ends the context with the *chstore.LeaseHeldError as its
 // cause. Two instances that race may both create a window's staging
-// tables meanwhile; the loser never commits, and the winner's checks
-// (rows sent = rows in the shadow) catch any interference, which a retry
-// of the window repairs.
+// tables meanwhile; the loser never commits, and the winner's commit
+// checks catch any interference (rows sent against rows staged before,
+// rows stored against rows staged after: Load.Commit), which a retry of
+// the window repairs.
 func (r *Runner) HoldLease(ctx context.Context, holder string, ttl time.Duration) (context.Context, *HeldLease, error) {
 	if holder == "" {
 		holder = HolderID()

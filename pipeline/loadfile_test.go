@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/emarsys-etl/emarsys-etl/cmd/emarsys-sim/sim"
+	chstore "github.com/emarsys-etl/emarsys-etl/loaders/clickhouse"
 	"github.com/emarsys-etl/emarsys-etl/pipeline"
 	"github.com/emarsys-etl/emarsys-etl/pipeline/pipelinetest"
 )
@@ -235,8 +237,12 @@ func TestLoadFileWaitsForTheLease(t *testing.T) {
 	ctx := t.Context()
 	holdOvertaken(t, h)
 	res, err := pipeline.LoadFile(ctx, h.Runner, pipeline.ManualLoad{Path: path})
-	if err == nil && res.Err == nil {
-		t.Fatalf("a manual load ran under a lease lost before its confirmation: %+v", res)
+	if err == nil {
+		err = res.Err
+	}
+	var held *chstore.LeaseHeldError
+	if !errors.As(err, &held) {
+		t.Fatalf("a manual load under a lease lost before its confirmation: %v, %+v; want the lease held by the intruder", err, res)
 	}
 	if n := h.Count("SELECT count() FROM {db}.email_responses"); n != 0 {
 		t.Errorf("%d rows stored under a lost lease", n)

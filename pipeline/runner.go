@@ -476,6 +476,11 @@ func (r *Runner) load(ctx context.Context, log *slog.Logger, rec *chstore.Window
 	if err := r.save(ctx, rec); err != nil {
 		return st, 0, Window{}, err
 	}
+	// The save above waited for the lease already; the commit, which the
+	// lease exists for, says so itself rather than rely on that order.
+	if err := r.leaseHeld(); err != nil {
+		return st, 0, Window{}, err
+	}
 	n, err := ld.Commit(ctx)
 	if err != nil {
 		return st, 0, Window{}, fmt.Errorf("commit window %s: %w", w, err)

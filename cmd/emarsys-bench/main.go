@@ -152,40 +152,46 @@ func run() error {
 	}
 	var etlT, clientT, ftpT, etlBT []time.Duration
 	var rss []int64
-	for i := range o.runs {
+	// measureETL runs the etl once with options eo and prints the run.
+	measureETL := func(eo options, label string, i int) (time.Duration, int64, error) {
 		quiesce(o)
 		s0 := serverCPU(o.serverPID)
-		d, maxrss, cpu, err := runETL(o, wd, fs, pass, files, i)
+		d, maxrss, cpu, err := runETL(eo, wd, fs, pass, files, i)
 		if err != nil {
-			return fmt.Errorf("etl run %d: %w", i+1, err)
+			return 0, 0, fmt.Errorf("%s run %d: %w", label, i+1, err)
+		}
+		fmt.Printf("run %d %-18s%8.2fs %10.0f rows/s  peak_rss=%.1f MiB  cpu=%.2fs%s\n", i+1, label, d.Seconds(), rate(o.rows, d), float64(maxrss)/(1<<20), cpu.Seconds(), serverCPUSince(o.serverPID, s0))
+		return d, maxrss, nil
+	}
+	// The B side of --etl-b: another build, and the -b settings.
+	ob := o
+	ob.etl = o.etlB
+	if o.batchRowsB > 0 {
+		ob.batchRows = o.batchRowsB
+	}
+	if o.loadsB > 0 {
+		ob.loads = o.loadsB
+	}
+	for i := range o.runs {
+		d, maxrss, err := measureETL(o, "etl", i)
+		if err != nil {
+			return err
 		}
 		etlT, rss = append(etlT, d), append(rss, maxrss)
-		fmt.Printf("run %d etl               %8.2fs %10.0f rows/s  peak_rss=%.1f MiB  cpu=%.2fs%s\n", i+1, d.Seconds(), rate(o.rows, d), float64(maxrss)/(1<<20), cpu.Seconds(), serverCPUSince(o.serverPID, s0))
 		if o.etlOnly {
 			if o.etlB != "" {
-				ob := o
-				ob.etl = o.etlB
-				if o.batchRowsB > 0 {
-					ob.batchRows = o.batchRowsB
-				}
-				if o.loadsB > 0 {
-					ob.loads = o.loadsB
-				}
-				quiesce(o)
-				sb := serverCPU(o.serverPID)
-				d, maxrss, cpu, err := runETL(ob, wd, fs, pass, files, i)
+				d, _, err := measureETL(ob, "etl-b", i)
 				if err != nil {
-					return fmt.Errorf("etl-b run %d: %w", i+1, err)
+					return err
 				}
 				etlBT = append(etlBT, d)
-				fmt.Printf("run %d etl-b             %8.2fs %10.0f rows/s  peak_rss=%.1f MiB  cpu=%.2fs%s\n", i+1, d.Seconds(), rate(o.rows, d), float64(maxrss)/(1<<20), cpu.Seconds(), serverCPUSince(o.serverPID, sb))
 			}
 			continue
 		}
 
 		quiesce(o)
-		s0 = serverCPU(o.serverPID)
-		d, cpu, err = runClient(o, whole, i)
+		s0 := serverCPU(o.serverPID)
+		d, cpu, err := runClient(o, whole, i)
 		if err != nil {
 			return fmt.Errorf("clickhouse-client run %d: %w", i+1, err)
 		}

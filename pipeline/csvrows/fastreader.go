@@ -30,9 +30,10 @@ type fastReader struct {
 	// that had "" in them (splitQuoted).
 	quoted []byte
 
-	// validUTF8 says that the last record came from one unquoted line that
-	// is valid UTF-8 as a whole, hence every field of it is (the delimiter
-	// is ASCII and cannot sit inside a multi-byte sequence).
+	// validUTF8 says that the last record was cut by the splitter from one
+	// line that is valid UTF-8 as a whole, hence every field of it is (the
+	// delimiter and the quotes are ASCII and cannot sit inside a multi-byte
+	// sequence).
 	validUTF8 bool
 
 	line      int   // physical lines consumed
@@ -109,26 +110,25 @@ func (f *fastReader) Read() ([]string, error) {
 		case line[n-1] == '\r':
 			line = line[:n-1]
 		}
-		if quoted {
-			if rec, ok := f.splitQuoted(line); ok {
-				f.startLine, f.innerPos = f.line, false
-				f.validUTF8 = utf8.Valid(line)
-				f.rec = rec
-				return rec, nil
-			}
-			return f.readQuoted(whole)
-		}
-		if len(line) == 0 {
-			continue // encoding/csv skips empty lines
-		}
-		f.startLine, f.innerPos = f.line, false
-		f.validUTF8 = utf8.Valid(line)
 		// The fields share br's buffer: valid until the next Read, as
 		// Parse promises its callers. A copy of every line was the
 		// parser's largest cost after splitting, in mallocs and in GC work.
-		s := unsafe.String(&line[0], len(line))
-		f.rec = splitLine(f.rec[:0], s, f.comma)
-		return f.rec, nil
+		var rec []string
+		switch {
+		case quoted:
+			var ok bool
+			if rec, ok = f.splitQuoted(line); !ok {
+				return f.readQuoted(whole)
+			}
+		case len(line) == 0:
+			continue // encoding/csv skips empty lines
+		default:
+			rec = splitLine(f.rec[:0], bytesString(line), f.comma)
+		}
+		f.startLine, f.innerPos = f.line, false
+		f.validUTF8 = utf8.Valid(line)
+		f.rec = rec
+		return rec, nil
 	}
 }
 
